@@ -1,0 +1,273 @@
+"""The project store: transactional access to the SQL tables and the embedding array files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import create_engine, event, func, insert, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from adde_core.store.models import (
+    SCHEMA_VERSION,
+    Base,
+    EmbeddingSet,
+    Item,
+    ItemRecord,
+    Iteration,
+    Meta,
+    Run,
+    utcnow,
+)
+
+_CORE_COLUMNS = ("id", "uri", "role", "label", "source", "iteration_added", "content_hash")
+
+
+@dataclass(frozen=True)
+class StoredEmbeddings:
+    """Embeddings of items under one model, rows aligned with ``ids``."""
+
+    model_key: str
+    ids: np.ndarray
+    vectors: np.ndarray
+    fingerprint: str
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the app read while a write is in flight (a second browser tab), and a
+    # busy timeout turns short lock contention into a wait instead of an error.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:80] or "model"
+
+
+class Store:
+    """Transactional access to one project's database and array files.
+
+    Parameters
+    ----------
+    url
+        An SQLAlchemy URL: ``sqlite:////abs/path/adde.db`` for a single user, or a
+        ``postgresql://`` URL for a team; the schema is portable.
+    array_root
+        Folder where embedding arrays are written (inside the project folder).
+    """
+
+    def __init__(self, url: str, *, array_root: Path) -> None:
+        self.url = url
+        self.array_root = Path(array_root)
+        self.engine: Engine = create_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        with self.transaction() as s:
+            if s.get(Meta, "schema_version") is None:
+                s.add(Meta(key="schema_version", value=SCHEMA_VERSION))
+            if s.scalar(select(func.count()).select_from(Iteration)) == 0:
+                s.add(Iteration(index=0))
+
+    def close(self) -> None:
+        """Release pooled connections (the files stay as they are)."""
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work is committed on exit, or rolled back entirely on any exception."""
+        with self._sessions.begin() as session:
+            yield session
+
+    # ----------------------------------------------------------------- meta
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        """Return a metadata value, or ``default`` when it was never set."""
+        with self.transaction() as s:
+            row = s.get(Meta, key)
+            return default if row is None else row.value
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Set a JSON-serialisable metadata value."""
+        with self.transaction() as s:
+            s.merge(Meta(key=key, value=value))
+
+    # ----------------------------------------------------------------- runs
+    def start_run(self, kind: str, params: dict[str, Any] | None = None) -> int:
+        """Log the start of a unit of work and return its id."""
+        with self.transaction() as s:
+            run = Run(kind=kind, params=params or {})
+            s.add(run)
+            s.flush()
+            return run.id
+
+    def finish_run(self, run_id: int, *, status: str = "ok", summary: dict[str, Any] | None = None) -> None:
+        """Mark a run finished with a status and a JSON summary."""
+        with self.transaction() as s:
+            run = s.get(Run, run_id)
+            run.status = status
+            run.summary = summary or {}
+            run.finished_at = utcnow()
+
+    def last_run(self, kind: str) -> dict[str, Any] | None:
+        """The most recent run of ``kind`` as a dict, or None."""
+        with self.transaction() as s:
+            run = s.scalars(select(Run).where(Run.kind == kind).order_by(Run.id.desc()).limit(1)).first()
+            if run is None:
+                return None
+            return {c: getattr(run, c) for c in ("id", "kind", "started_at", "finished_at", "status", "params", "summary")}
+
+    # ---------------------------------------------------------------- items
+    def add_items(self, records: Sequence[ItemRecord], *, run_id: int | None = None) -> int:
+        """Insert items in one transaction: either all are written or none.
+
+        Raises
+        ------
+        sqlalchemy.exc.IntegrityError
+            If an id already exists; nothing from this call is written then.
+        """
+        if not records:
+            return 0
+        rows = [{**asdict(r), "run_id": run_id, "created_at": utcnow()} for r in records]
+        with self.transaction() as s:
+            s.execute(insert(Item), rows)
+        return len(rows)
+
+    def item_ids(self) -> set[str]:
+        """All item ids in the project."""
+        with self.transaction() as s:
+            return set(s.scalars(select(Item.id)))
+
+    def labels(self, role: str) -> set[str]:
+        """The distinct non-empty labels of items with ``role``."""
+        with self.transaction() as s:
+            return {x for x in s.scalars(select(Item.label).where(Item.role == role).distinct()) if x is not None}
+
+    def items_frame(self, *, roles: Iterable[str] | None = None, include_hidden: bool = False) -> pd.DataFrame:
+        """Items as a DataFrame, one column per core field and per attribute.
+
+        Parameters
+        ----------
+        roles
+            Restrict to these roles; all roles when None.
+        include_hidden
+            Include ``oracle_label``. Only simulated reviewers should ask for it.
+        """
+        cols = [getattr(Item, c) for c in _CORE_COLUMNS] + [Item.attributes]
+        if include_hidden:
+            cols.append(Item.oracle_label)
+        stmt = select(*cols).order_by(Item.id)
+        if roles is not None:
+            stmt = stmt.where(Item.role.in_(list(roles)))
+        with self.transaction() as s:
+            rows = s.execute(stmt).all()
+        frame = pd.DataFrame(rows, columns=[c.key for c in cols])
+        attrs = pd.DataFrame(list(frame.pop("attributes")), index=frame.index) if len(frame) else pd.DataFrame()
+        return pd.concat([frame, attrs], axis=1)
+
+    def content_hashes(self) -> dict[str, str | None]:
+        """Map item id → content hash (None for items without a file)."""
+        with self.transaction() as s:
+            return dict(s.execute(select(Item.id, Item.content_hash)).tuples())
+
+    def counts(self) -> pd.DataFrame:
+        """Number of items by role and source."""
+        with self.transaction() as s:
+            rows = s.execute(select(Item.role, Item.source, func.count()).group_by(Item.role, Item.source)).all()
+        return pd.DataFrame(rows, columns=["role", "source", "n"])
+
+    def attribute_names(self) -> list[str]:
+        """Names of the attribute columns present on any item."""
+        with self.transaction() as s:
+            names: set[str] = set()
+            for attrs in s.scalars(select(Item.attributes)):
+                names.update(attrs or {})
+        return sorted(names)
+
+    # ----------------------------------------------------------- iterations
+    def current_iteration(self) -> int:
+        """Index of the latest iteration (0 for a new project)."""
+        with self.transaction() as s:
+            return int(s.scalar(select(func.max(Iteration.index))) or 0)
+
+    # ----------------------------------------------------------- embeddings
+    def save_embeddings(
+        self, model_key: str, ids: Sequence[str], vectors: np.ndarray, fingerprint: str, *, run_id: int | None = None
+    ) -> None:
+        """Write an embedding set: array file first, then the row that points at it.
+
+        The file name carries the fingerprint, so a crash between the two steps leaves
+        the previous set intact and consistent; the old file is removed only after the
+        new row is committed.
+        """
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        ids_arr = np.asarray(list(ids), dtype=str)
+        if vectors.ndim != 2 or len(ids_arr) != len(vectors):
+            raise ValueError(f"embeddings for {model_key!r}: {len(ids_arr)} ids but array of shape {vectors.shape}")
+        folder = self.array_root / "embeddings"
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{_slug(model_key)}-{fingerprint[:16]}.npz"
+        tmp = folder / f".{name}.tmp"
+        with open(tmp, "wb") as fh:
+            np.savez(fh, ids=ids_arr, vectors=vectors, fingerprint=np.array(fingerprint))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, folder / name)
+        with self.transaction() as s:
+            old = s.get(EmbeddingSet, model_key)
+            old_path = old.path if old is not None else None
+            s.merge(
+                EmbeddingSet(
+                    model_key=model_key, dim=int(vectors.shape[1]), n=len(ids_arr), fingerprint=fingerprint,
+                    path=f"embeddings/{name}", run_id=run_id, created_at=utcnow(),
+                )
+            )
+        if old_path and old_path != f"embeddings/{name}":
+            (self.array_root / old_path).unlink(missing_ok=True)
+
+    def load_embeddings(self, model_key: str) -> StoredEmbeddings | None:
+        """Load an embedding set, or None if absent or its file does not match the database row."""
+        with self.transaction() as s:
+            row = s.get(EmbeddingSet, model_key)
+            if row is None:
+                return None
+            path, fingerprint = self.array_root / row.path, row.fingerprint
+        if not path.exists():
+            return None
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["fingerprint"]) != fingerprint:
+                return None
+            return StoredEmbeddings(model_key, z["ids"], z["vectors"], fingerprint)
+
+    def embedding_sets(self) -> pd.DataFrame:
+        """One row per stored embedding set: model, dimension, count, fingerprint, date."""
+        with self.transaction() as s:
+            rows = s.execute(
+                select(EmbeddingSet.model_key, EmbeddingSet.dim, EmbeddingSet.n, EmbeddingSet.fingerprint,
+                       EmbeddingSet.created_at)
+            ).all()
+        return pd.DataFrame(rows, columns=["model", "dim", "n", "fingerprint", "created_at"])
+
+
+def data_fingerprint(model_key: str, pairs: Iterable[tuple[str, str | None]]) -> str:
+    """Fingerprint of (model, items): sha1 over the model key and sorted (id, content hash) pairs.
+
+    Any change of model, of the item set, or of an item's bytes changes it, so a
+    cached result computed from other data is never mistaken for current.
+    """
+    h = hashlib.sha1(model_key.encode())
+    for item_id, content in sorted(pairs, key=lambda p: p[0]):
+        h.update(b"\0" + item_id.encode() + b"\1" + (content or "").encode())
+    return h.hexdigest()
