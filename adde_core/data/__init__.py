@@ -1,0 +1,1 @@
+"""Getting data into a project: ingest from folders, manifests and embeddings, and the demo dataset."""

@@ -1,0 +1,212 @@
+"""The Project façade: one folder holding a database, embedding arrays and caches, with methods named after the loop's steps."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from adde_core.data.ingest import PRECOMPUTED_PREFIX, ProgressCallback, ingest_folder, ingest_manifest
+from adde_core.data.report import IngestReport
+from adde_core.errors import AddeError
+from adde_core.store import Store
+from adde_core.store.database import StoredEmbeddings, data_fingerprint
+
+PROJECT_FILE = "adde_project.json"
+
+
+@dataclass(frozen=True)
+class EmbeddingSummary:
+    """What an embedding pass did: which set it produced and how much it had to compute."""
+
+    model_key: str
+    n: int
+    dim: int
+    fingerprint: str
+    n_computed: int
+    n_cached: int
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        """Throughput over the items actually computed (0 when all came from the cache)."""
+        return self.n_computed / self.seconds if self.n_computed and self.seconds > 0 else 0.0
+
+
+class Project:
+    """An ADDE project stored in a folder.
+
+    Use :meth:`create`, :meth:`open` or :meth:`open_or_create` rather than the constructor.
+    The folder holds ``adde_project.json`` (name and database URL), ``adde.db`` (SQLite,
+    unless the config points at another database), ``embeddings/`` and ``cache/``.
+    """
+
+    def __init__(self, root: Path, config: dict[str, Any]) -> None:
+        self.root = Path(root).resolve()
+        self.config = config
+        url = config.get("database_url") or f"sqlite:///{self.root / 'adde.db'}"
+        self.store = Store(url, array_root=self.root)
+
+    # ------------------------------------------------------------- lifecycle
+    @classmethod
+    def create(cls, root: Path | str, *, name: str | None = None, database_url: str | None = None) -> "Project":
+        """Create a new project folder (it may exist but must not already hold a project)."""
+        root = Path(root)
+        if (root / PROJECT_FILE).exists():
+            raise AddeError(f"{root}: already holds an ADDE project; open it instead")
+        root.mkdir(parents=True, exist_ok=True)
+        config = {"name": name or root.resolve().name, "database_url": database_url, "format": 1}
+        (root / PROJECT_FILE).write_text(json.dumps(config, indent=2))
+        return cls(root, config)
+
+    @classmethod
+    def open(cls, root: Path | str) -> "Project":
+        """Open an existing project folder, restoring everything stored in it."""
+        root = Path(root)
+        cfg = root / PROJECT_FILE
+        if not cfg.exists():
+            raise AddeError(f"{root}: not an ADDE project (no {PROJECT_FILE}); create one first")
+        try:
+            config = json.loads(cfg.read_text())
+        except json.JSONDecodeError as exc:
+            raise AddeError(f"{cfg}: not valid JSON ({exc})") from exc
+        return cls(root, config)
+
+    @classmethod
+    def open_or_create(cls, root: Path | str, **kwargs: Any) -> "Project":
+        """Open ``root`` if it holds a project, else create one there."""
+        return cls.open(root) if (Path(root) / PROJECT_FILE).exists() else cls.create(root, **kwargs)
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.store.close()
+
+    @property
+    def name(self) -> str:
+        return str(self.config.get("name") or self.root.name)
+
+    @property
+    def data_dir(self) -> Path:
+        """Where files that belong to the project (e.g. the demo's images) are written."""
+        return self.root / "data"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    # ------------------------------------------------------------- paths
+    def to_uri(self, path: Path) -> str:
+        """Store paths inside the project relative to it (so the folder can move), others absolute."""
+        path = Path(path).resolve()
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+    def resolve_uri(self, uri: str) -> Path:
+        """Inverse of :meth:`to_uri`."""
+        path = Path(uri)
+        return path if path.is_absolute() else self.root / path
+
+    # ------------------------------------------------------------- data
+    def ingest_folder(self, root: Path | str, *, role: str = "seed", progress: ProgressCallback | None = None) -> IngestReport:
+        """Ingest an image folder with one sub-folder per class. See :func:`adde_core.data.ingest.ingest_folder`."""
+        return ingest_folder(self, Path(root), role=role, progress=progress)
+
+    def ingest_manifest(self, manifest: Path | str, **kwargs: Any) -> IngestReport:
+        """Ingest a CSV/Parquet manifest. See :func:`adde_core.data.ingest.ingest_manifest`."""
+        return ingest_manifest(self, Path(manifest), **kwargs)
+
+    def last_ingest_report(self) -> IngestReport | None:
+        """The report of the most recent ingest, as stored with its run."""
+        run = self.store.last_run("ingest")
+        if run is None or "source" not in run["summary"]:
+            return None
+        return IngestReport.from_dict(run["summary"])
+
+    def items(self, *, roles: list[str] | None = None) -> pd.DataFrame:
+        """Items as a DataFrame (oracle labels excluded), with a ``path`` column resolved to disk."""
+        frame = self.store.items_frame(roles=roles)
+        frame["path"] = [str(self.resolve_uri(u)) if isinstance(u, str) else None for u in frame["uri"]]
+        return frame
+
+    def counts(self) -> pd.DataFrame:
+        """Item counts by role and source."""
+        return self.store.counts()
+
+    @property
+    def current_iteration(self) -> int:
+        return self.store.current_iteration()
+
+    @property
+    def subgroup_attribute(self) -> str | None:
+        """The attribute used for subgroup (fairness) analysis, if one is set."""
+        return self.store.get_meta("subgroup_attribute")
+
+    # ------------------------------------------------------------- embeddings
+    def embed(self, name: str | None = None, *, params: dict[str, Any] | None = None, batch_size: int = 64,
+              progress: ProgressCallback | None = None) -> EmbeddingSummary:
+        """Embed every item that has an image, computing only what the cache lacks.
+
+        Parameters
+        ----------
+        name
+            An embedder from :data:`adde_core.embedding.EMBEDDERS` (default: the offline
+            EfficientNet-Lite0), or ``"precomputed"`` to use vectors supplied at ingest
+            (``params={"name": ...}`` picks the set when there are several).
+        params
+            Keyword arguments for the embedder (e.g. ``image_size``, ``model_name``, ``pretrained``).
+        progress
+            Called as ``progress(done, total)`` after each batch.
+        """
+        from adde_core.embedding import DEFAULT_EMBEDDER, EmbeddingCache, create_embedder, embed_with_cache
+
+        name = name or DEFAULT_EMBEDDER
+        params = dict(params or {})
+        if name == "precomputed":
+            return self._precomputed_summary(params.get("name"))
+        embedder = create_embedder(name, **params)
+        frame = self.store.items_frame()
+        frame = frame[frame["content_hash"].notna()]
+        if frame.empty:
+            raise AddeError("no items with images to embed; ingest a folder or manifest first")
+        pairs = list(zip(frame["id"], frame["content_hash"]))
+        fingerprint = data_fingerprint(embedder.key, pairs)
+        stored = self.store.load_embeddings(embedder.key)
+        if stored is not None and stored.fingerprint == fingerprint:
+            if progress is not None:
+                progress(len(frame), len(frame))
+            return EmbeddingSummary(embedder.key, len(stored.ids), stored.vectors.shape[1], fingerprint, 0,
+                                    len(stored.ids), 0.0)
+        run_id = self.store.start_run("embed", {"embedder": name, "params": params, "model_key": embedder.key})
+        start = time.perf_counter()
+        outcome = embed_with_cache(
+            embedder, [self.resolve_uri(u) for u in frame["uri"]], list(frame["content_hash"]),
+            EmbeddingCache(self.cache_dir / "embeddings"), batch_size=batch_size, progress=progress,
+        )
+        seconds = time.perf_counter() - start
+        self.store.save_embeddings(embedder.key, list(frame["id"]), outcome.vectors, fingerprint, run_id=run_id)
+        summary = EmbeddingSummary(embedder.key, len(frame), outcome.vectors.shape[1], fingerprint,
+                                   outcome.n_computed, outcome.n_cached, seconds)
+        self.store.finish_run(run_id, summary={**summary.__dict__, "images_per_second": summary.images_per_second})
+        return summary
+
+    def _precomputed_summary(self, set_name: str | None) -> EmbeddingSummary:
+        sets = [k for k in self.store.embedding_sets()["model"] if k.startswith(PRECOMPUTED_PREFIX)]
+        if not sets:
+            raise AddeError("this project has no precomputed embeddings; ingest a manifest with an embeddings file")
+        key = f"{PRECOMPUTED_PREFIX}{set_name}" if set_name else sets[0]
+        stored = self.embeddings(key)
+        return EmbeddingSummary(key, len(stored.ids), stored.vectors.shape[1], stored.fingerprint, 0, len(stored.ids), 0.0)
+
+    def embeddings(self, model_key: str) -> StoredEmbeddings:
+        """The stored embedding set for ``model_key``; raises AddeError naming what exists when absent."""
+        stored = self.store.load_embeddings(model_key)
+        if stored is None:
+            have = ", ".join(self.store.embedding_sets()["model"]) or "none"
+            raise AddeError(f"no embeddings for {model_key!r} in this project (have: {have}); run embed first")
+        return stored
