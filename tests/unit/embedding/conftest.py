@@ -1,0 +1,55 @@
+"""Shared fixtures for the embedding tests: offline hub, a tiny OpenCLIP config, real images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[2]
+TINY_CONFIG = HERE / "adde-tiny-vit.json"
+TINY_MODEL = TINY_CONFIG.stem
+CAT_PHOTO = REPO / "tests" / "data" / "chelsea.jpg"
+ANIMAL_MNIST = REPO / "assets" / "animal_mnist" / "animal_mnist.npz"
+
+
+@pytest.fixture(autouse=True)
+def _offline_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never touch the network: the Hugging Face hub is declared offline."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_name() -> str:
+    """Register the tiny ViT config with open_clip and return its name."""
+    import open_clip
+
+    open_clip.add_model_config(TINY_CONFIG)
+    return TINY_MODEL
+
+
+@pytest.fixture(scope="session")
+def cat_photo() -> Path:
+    """A real photo of a tabby cat (scikit-image's "chelsea", CC0; see tests/data/README.md)."""
+    return CAT_PHOTO
+
+
+@pytest.fixture(scope="session")
+def animal_mnist() -> tuple[np.ndarray, np.ndarray]:
+    """The Animal-MNIST images (uint8, 28x28) and labels shipped in assets/."""
+    with np.load(ANIMAL_MNIST, allow_pickle=False) as data:
+        return data["images"], data["labels"]
+
+
+@pytest.fixture
+def animal_pngs(tmp_path: Path, animal_mnist: tuple[np.ndarray, np.ndarray]) -> list[Path]:
+    """Twelve Animal-MNIST images written as grayscale PNG files."""
+    paths = []
+    for index, array in enumerate(animal_mnist[0][:12]):
+        path = tmp_path / f"animal_{index:02d}.png"
+        Image.fromarray(array).save(path)
+        paths.append(path)
+    return paths
