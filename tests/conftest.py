@@ -33,3 +33,18 @@ def small_demo_dir(tmp_path_factory, small_demo_spec) -> Path:
     assert report.n_rejected == 0
     project.close()
     return root
+
+
+@pytest.fixture(scope="session")
+def small_demo_embedded_dir(small_demo_dir, tmp_path_factory) -> Path:
+    """The small demo with real EfficientNet-Lite0 embeddings (computed once per test session)."""
+    import shutil
+
+    from adde_core.project import Project
+
+    root = tmp_path_factory.mktemp("demo_embedded") / "project"
+    shutil.copytree(small_demo_dir, root)
+    project = Project.open(root)
+    project.embed("efficientnet-lite0")
+    project.close()
+    return root

@@ -1,0 +1,261 @@
+"""Exact kNN search, PCA reduction and kNN density estimates in embedding space (numpy only)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+# Distances per query block (float32): ~64 MB per worker bounds memory (partition copies the
+# block once more) while keeping each BLAS call large enough to be efficient.
+_BLOCK_ELEMENTS = 16_000_000
+_WORKERS = max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8))
+
+
+def array_fingerprint(ids: Sequence[str] | np.ndarray, X: np.ndarray) -> str:
+    """Fingerprint of an (ids, vectors) pair: BLAKE2b over the ids and the array bytes.
+
+    Parameters
+    ----------
+    ids
+        Item ids, one per row of ``X``.
+    X
+        The vectors.
+
+    Returns
+    -------
+    str
+        40 hex characters; any change of an id, of the row order or of a value changes it.
+    """
+    h = hashlib.blake2b(digest_size=20)
+    h.update("\0".join(map(str, ids)).encode())
+    arr = np.ascontiguousarray(X)
+    h.update(f"{arr.dtype.str}{arr.shape}".encode())
+    h.update(memoryview(arr).cast("B"))
+    return h.hexdigest()
+
+
+def as_matrix(X: np.ndarray, *, name: str = "X") -> np.ndarray:
+    """Return ``X`` as a C-contiguous float32 2-D array, or raise a clear ``ValueError``."""
+    arr = np.asarray(X)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n_items, dim), got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} has no rows")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
+        raise ValueError(f"{name} has non-finite values (first in row {bad})")
+    return arr
+
+
+def unit_rows(X: np.ndarray) -> np.ndarray:
+    """Scale rows to unit L2 norm (zero rows stay zero)."""
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return (X / np.where(norms > 0, norms, 1.0)).astype(np.float32, copy=False)
+
+
+def fit_pca(X: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Principal axes of ``X`` by an eigendecomposition of its covariance.
+
+    The covariance route (d x d) is exact, deterministic and faster than a randomized
+    SVD for n >> d (measured at 10,000 x 1280 on 2 cores: 0.3 s vs 0.73 s), and needs no
+    scikit-learn import.
+
+    Parameters
+    ----------
+    X
+        Data, shape (n, d).
+    n_components
+        Number of axes to keep; capped at ``min(n, d)``.
+
+    Returns
+    -------
+    mean : ndarray (d,)
+    components : ndarray (k, d)
+        Orthonormal rows, largest variance first, sign fixed so each row's largest
+        absolute entry is positive (so refits on the same data give the same axes).
+    explained_variance_ratio : ndarray (k,)
+    """
+    X = as_matrix(X)
+    k = int(min(n_components, X.shape[0], X.shape[1]))
+    mean = X.mean(axis=0, dtype=np.float64).astype(np.float32)
+    Xc = X - mean
+    cov = (Xc.T @ Xc).astype(np.float64) / max(X.shape[0] - 1, 1)
+    d = cov.shape[0]
+    from scipy.linalg import eigh
+
+    # Only the top k eigenpairs are computed, on one BLAS thread: multi-threaded LAPACK
+    # eigh slowed down 5-15x here whenever another process competed for the 2 cores.
+    with single_threaded_blas():
+        evals, evecs = eigh(cov, subset_by_index=[d - k, d - 1])
+    order = np.argsort(evals)[::-1]
+    comps = evecs[:, order].T
+    signs = np.sign(comps[np.arange(k), np.abs(comps).argmax(axis=1)])
+    comps *= np.where(signs == 0, 1.0, signs)[:, None]
+    total = float(np.trace(cov))
+    ratio = np.clip(evals[order], 0, None) / total if total > 0 else np.zeros(k)
+    return mean, comps.astype(np.float32), ratio
+
+
+def single_threaded_blas() -> Any:
+    """Context manager limiting BLAS to one thread (a no-op without threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def pca_transform(X: np.ndarray, mean: np.ndarray, components: np.ndarray) -> np.ndarray:
+    """Project ``X`` onto fitted principal axes (float32)."""
+    return ((as_matrix(X) - mean) @ components.T).astype(np.float32, copy=False)
+
+
+def reduce_for_search(X: np.ndarray, n_components: int | None) -> np.ndarray:
+    """PCA-reduce unit-normalised rows for kNN search, or return them unchanged.
+
+    On unit vectors the squared Euclidean distance is ``2 - 2 cos``, so Euclidean kNN
+    in a PCA of normalised rows approximates cosine kNN while costing d/k times less.
+    """
+    Xn = unit_rows(as_matrix(X))
+    if n_components is None or n_components >= Xn.shape[1]:
+        return Xn
+    mean, comps, _ = fit_pca(Xn, n_components)
+    return pca_transform(Xn, mean, comps)
+
+
+def knn(query: np.ndarray, reference: np.ndarray, k: int, *, exclude_self: bool = False,
+        chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest neighbours by Euclidean distance, computed in row chunks.
+
+    Brute force is exact, deterministic and, after PCA to ~50 dimensions, faster than
+    building a tree or an NN-descent index at the sizes ADDE analyses (≤ 100k).
+
+    Parameters
+    ----------
+    query
+        Shape (m, d).
+    reference
+        Shape (n, d).
+    k
+        Neighbours per query; capped at the number of available reference rows.
+    exclude_self
+        ``query`` is ``reference`` (same rows, same order): skip each row's own match.
+    chunk
+        Query rows per block (bounds memory at ``chunk * n`` floats); by default sized so a
+        block holds about 16M distances, and blocks run on all cores.
+
+    Returns
+    -------
+    distances : ndarray (m, k) float32, ascending
+    indices : ndarray (m, k) int64, into ``reference``
+    """
+    Q, R = as_matrix(query, name="query"), as_matrix(reference, name="reference")
+    if Q.shape[1] != R.shape[1]:
+        raise ValueError(f"query has {Q.shape[1]} dims but reference has {R.shape[1]}")
+    if exclude_self and len(Q) != len(R):
+        raise ValueError("exclude_self needs query and reference to be the same rows")
+    k = int(min(k, len(R) - (1 if exclude_self else 0)))
+    if k < 1:
+        raise ValueError("not enough reference rows for a nearest-neighbour search")
+    if chunk is None:
+        chunk = int(np.clip(_BLOCK_ELEMENTS // len(R), 32, 4096))
+        # Give every core at least one block when there is enough work to share.
+        if len(Q) * len(R) > 4_000_000 and _WORKERS > 1:
+            chunk = max(32, min(chunk, -(-len(Q) // _WORKERS)))
+    r_sq = np.einsum("ij,ij->i", R, R)
+    dist = np.empty((len(Q), k), dtype=np.float32)
+    idx = np.empty((len(Q), k), dtype=np.int64)
+
+    def block(start: int) -> None:
+        q = Q[start:start + chunk]
+        # |q|^2 is constant along a row, so it is added only to the k distances kept.
+        d2 = q @ R.T
+        d2 *= -2.0
+        d2 += r_sq
+        if exclude_self:
+            rows = np.arange(len(q))
+            d2[rows, start + rows] = np.inf
+        top_d, top_i = _smallest_k(d2, k)
+        idx[start:start + chunk] = top_i
+        q_sq = np.einsum("ij,ij->i", q, q)[:, None]
+        dist[start:start + chunk] = np.sqrt(np.maximum(top_d + q_sq, 0.0))
+
+    starts = range(0, len(Q), chunk)
+    if len(starts) > 1 and _WORKERS > 1:
+        # argpartition is single-threaded but releases the GIL: threads over row blocks use
+        # every core (measured 2.4 s -> 1.3 s for the partitions at 10k x 10k on 2 cores).
+        from concurrent.futures import ThreadPoolExecutor
+
+        # One BLAS thread per worker, so the workers do not oversubscribe the cores.
+        with single_threaded_blas(), ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+            list(pool.map(block, starts))
+    else:
+        for start in starts:
+            block(start)
+    return dist, idx
+
+
+def _smallest_k(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the k smallest values (ascending, ties by column) and their columns.
+
+    A value partition to find each row's k-th value, then a mask, is about twice as fast
+    as ``argpartition`` (which moves indices along with values).
+    """
+    n_rows, n_cols = values.shape
+    if k >= n_cols:
+        order = np.argsort(values, axis=1, kind="stable")
+        return np.take_along_axis(values, order, axis=1), order
+    kth = np.partition(values, k - 1, axis=1)[:, k - 1]
+    rows, cols = np.nonzero(values <= kth[:, None])
+    vals = values[rows, cols]
+    order = np.lexsort((cols, vals, rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    # Ties at the k-th value can give a row more than k candidates: keep its first k.
+    first = np.searchsorted(rows, np.arange(n_rows))
+    rank = np.arange(len(rows)) - first[rows]
+    keep = rank < k
+    return vals[keep].reshape(n_rows, k), cols[keep].reshape(n_rows, k).astype(np.int64)
+
+
+def kth_neighbor_distance(query: np.ndarray, reference: np.ndarray, k: int, *,
+                          exclude_self: bool = False) -> np.ndarray:
+    """Distance from each query row to its k-th nearest reference row (a kNN density radius)."""
+    dist, _ = knn(query, reference, k, exclude_self=exclude_self)
+    return dist[:, -1]
+
+
+def knn_density(X: np.ndarray, *, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Mean distance to the k nearest other rows, and the neighbour indices.
+
+    A larger mean kNN distance means a sparser neighbourhood; it is the density
+    measure used for per-cluster stats, low-density regions and outliers.
+
+    Parameters
+    ----------
+    X
+        Shape (n, d), already in the analysis space.
+    k
+        Neighbours (capped at n - 1).
+
+    Returns
+    -------
+    mean_distance : ndarray (n,)
+    indices : ndarray (n, k)
+    """
+    dist, idx = knn(X, X, k, exclude_self=True)
+    return dist.mean(axis=1), idx
+
+
+def robust_z(values: np.ndarray) -> np.ndarray:
+    """(x - median) / (1.4826 * MAD): a z-score that a few extreme values cannot inflate."""
+    med = np.median(values)
+    mad = 1.4826 * np.median(np.abs(values - med))
+    if mad <= 0:
+        mad = float(np.std(values)) or 1.0
+    return (values - med) / mad
