@@ -6,7 +6,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -14,7 +14,10 @@ from adde_core.data.ingest import PRECOMPUTED_PREFIX, ProgressCallback, ingest_f
 from adde_core.data.report import IngestReport
 from adde_core.errors import AddeError
 from adde_core.store import Store
-from adde_core.store.database import StoredEmbeddings, data_fingerprint
+from adde_core.store.database import StoredEmbeddings, slugify, data_fingerprint
+
+if TYPE_CHECKING:
+    from adde_core.analysis import AnalysisResult, ClusterConfig, MapConfig, RegionConfig
 
 PROJECT_FILE = "adde_project.json"
 
@@ -202,6 +205,44 @@ class Project:
         key = f"{PRECOMPUTED_PREFIX}{set_name}" if set_name else sets[0]
         stored = self.embeddings(key)
         return EmbeddingSummary(key, len(stored.ids), stored.vectors.shape[1], stored.fingerprint, 0, len(stored.ids), 0.0)
+
+    def default_model_key(self) -> str:
+        """The embedding set analyses use unless told otherwise: the default embedder's, else the newest."""
+        sets = self.store.embedding_sets()
+        if sets.empty:
+            raise AddeError("this project has no embeddings yet; embed it on the Data page or with "
+                            "`python -m adde_core embed`")
+        default = sets[sets["model"].str.startswith("efficientnet-lite0")]
+        return str((default if not default.empty else sets).sort_values("created_at")["model"].iloc[-1])
+
+    def map_path(self, model_key: str) -> Path:
+        """Where the latent map for ``model_key`` is kept, so later iterations extend the same map."""
+        return self.root / "maps" / f"{slugify(model_key)}.npz"
+
+    def analyze(self, model_key: str | None = None, *, refit: bool = False,
+                map_config: "MapConfig | None" = None, cluster_config: "ClusterConfig | None" = None,
+                region_config: "RegionConfig | None" = None,
+                progress: ProgressCallback | None = None) -> "AnalysisResult":
+        """Map, cluster and find sparse regions for one embedding set, and keep the map.
+
+        The stored map is extended, never moved: items already on it keep their exact
+        coordinates, new items are placed into it. ``refit=True`` fits a new map and
+        aligns it to the old one. Hidden oracle labels are never passed in.
+        """
+        from adde_core.analysis import ClusterConfig, LatentMap, MapConfig, RegionConfig, analyze_embeddings
+
+        model_key = model_key or self.default_model_key()
+        stored = self.embeddings(model_key)
+        path = self.map_path(model_key)
+        previous = LatentMap.load(path) if path.exists() else None
+        result = analyze_embeddings(
+            stored.vectors, stored.ids, self.items(), model_key=model_key, fingerprint=stored.fingerprint,
+            map_config=map_config or MapConfig(), cluster_config=cluster_config or ClusterConfig(),
+            region_config=region_config or RegionConfig(), previous_map=previous, refit=refit, progress=progress,
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        result.map.save(path)
+        return result
 
     def embeddings(self, model_key: str) -> StoredEmbeddings:
         """The stored embedding set for ``model_key``; raises AddeError naming what exists when absent."""

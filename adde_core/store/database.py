@@ -52,7 +52,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _slug(text: str) -> str:
+def slugify(text: str) -> str:
+    """A file-name-safe version of ``text`` (model keys contain ':' and '/')."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:80] or "model"
 
 
@@ -218,7 +219,7 @@ class Store:
             raise ValueError(f"embeddings for {model_key!r}: {len(ids_arr)} ids but array of shape {vectors.shape}")
         folder = self.array_root / "embeddings"
         folder.mkdir(parents=True, exist_ok=True)
-        name = f"{_slug(model_key)}-{fingerprint[:16]}.npz"
+        name = f"{slugify(model_key)}-{fingerprint[:16]}.npz"
         tmp = folder / f".{name}.tmp"
         with open(tmp, "wb") as fh:
             np.savez(fh, ids=ids_arr, vectors=vectors, fingerprint=np.array(fingerprint))

@@ -1,0 +1,146 @@
+"""Command-line entry points: ``python -m adde_core demo|ingest|embed|info``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from adde_core.errors import AddeError
+
+DEFAULT_DEMO_PROJECT = Path("projects") / "demo"
+
+
+@contextmanager
+def _bar(desc: str) -> Iterator[Callable[[int, int], None]]:
+    """A tqdm bar driven by the core's ``progress(done, total)`` callbacks."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit="item", dynamic_ncols=True, file=sys.stderr)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
+def _params(pairs: Sequence[str]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise AddeError(f"--param {pair!r}: expected key=value")
+        out[key] = int(value) if value.isdigit() else value
+    return out
+
+
+def _print_report(report) -> None:
+    print(f"loaded {report.n_loaded} items {report.loaded_by_role}; {report.n_rejected} rejected")
+    for issue in report.issues:
+        where = f"{issue.file}" + (f", row {issue.row}" if issue.row else "") + (f", field {issue.field}" if issue.field else "")
+        print(f"  [{issue.severity}] {where}: {issue.reason}")
+
+
+def _embed(project, model: str | None, params: dict[str, object]) -> None:
+    with _bar("embedding") as progress:
+        summary = project.embed(model, params=params, progress=progress)
+    if summary.n_computed == 0:
+        print(f"embeddings {summary.model_key}: up to date, {summary.n} items from cache, 0 recomputed")
+    else:
+        print(f"embeddings {summary.model_key}: {summary.n_computed} computed, {summary.n_cached} from cache, "
+              f"{summary.seconds:.1f} s ({summary.images_per_second:.0f} images/s end to end)")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from adde_core.data.demo import build_demo_project
+    from adde_core.project import PROJECT_FILE, Project
+
+    root = Path(args.project)
+    if (root / PROJECT_FILE).exists():
+        project = Project.open(root)
+        print(f"opened demo project {root}")
+    else:
+        with _bar("building demo") as progress:
+            project, report = build_demo_project(root, progress=progress)
+        _print_report(report)
+    if not args.no_embed:
+        _embed(project, args.model, {})
+
+
+def cmd_ingest(args: argparse.Namespace) -> None:
+    from adde_core.project import Project
+
+    project = Project.open_or_create(args.project)
+    with _bar("ingesting") as progress:
+        if args.folder:
+            report = project.ingest_folder(args.folder, role=args.role, progress=progress)
+        else:
+            report = project.ingest_manifest(args.manifest, data_root=args.data_root, embeddings=args.embeddings,
+                                             default_role=args.role, progress=progress)
+    _print_report(report)
+
+
+def cmd_embed(args: argparse.Namespace) -> None:
+    from adde_core.project import Project
+
+    _embed(Project.open(args.project), args.model, _params(args.param))
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    from adde_core.project import Project
+
+    project = Project.open(args.project)
+    print(f"project {project.name} at {project.root} (iteration {project.current_iteration})")
+    print(project.counts().to_string(index=False))
+    print(project.store.embedding_sets().to_string(index=False))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m adde_core`` argument parser."""
+    parser = argparse.ArgumentParser(prog="python -m adde_core", description="ADDE command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="build (once) and embed the Animal-MNIST demo project")
+    p.add_argument("--project", default=str(DEFAULT_DEMO_PROJECT))
+    p.add_argument("--model", default=None, help="embedder name (default: efficientnet-lite0)")
+    p.add_argument("--no-embed", action="store_true", help="only build the project")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("ingest", help="ingest an image folder or a manifest into a project")
+    p.add_argument("--project", required=True)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--folder", help="image folder with one sub-folder per class")
+    src.add_argument("--manifest", help="CSV or Parquet manifest (path, label, role, attribute columns)")
+    p.add_argument("--embeddings", help="precomputed embeddings (.npy or .parquet) for the manifest's rows")
+    p.add_argument("--data-root", help="folder that manifest paths are relative to (default: the manifest's)")
+    p.add_argument("--role", default="seed", help="role for the folder, or default role for manifest rows")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("embed", help="embed a project's items (cached: only new items are computed)")
+    p.add_argument("--project", required=True)
+    p.add_argument("--model", default=None)
+    p.add_argument("--param", action="append", default=[], help="embedder parameter key=value (repeatable)")
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("info", help="print a project's counts and embedding sets")
+    p.add_argument("--project", required=True)
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; user errors print one line and exit 2 instead of a traceback."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except AddeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,88 @@
+"""Plotly figure builders for the latent map (points identified by item id, never by index)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+from adde_core.analysis import AnalysisResult
+
+#: Ways to colour the map; "subgroup" resolves to the project's subgroup attribute.
+COLOR_BY = ("cluster", "label", "subgroup", "role", "source", "iteration", "density")
+HOVER_FIELDS = ("id", "label", "role", "source", "cluster")
+REGION_PREFIX = "region:"
+
+
+def map_frame(result: AnalysisResult, subgroup: str | None) -> pd.DataFrame:
+    """One row per mapped item: coordinates, fields to colour and hover by."""
+    items = result.items
+    frame = pd.DataFrame({
+        "id": items["id"].to_numpy(),
+        "x": result.coords[:, 0],
+        "y": result.coords[:, 1],
+        "cluster": np.where(items["cluster"] < 0, "noise", "C" + items["cluster"].astype(str)),
+        "label": items["label"].fillna("(unlabelled)").to_numpy(),
+        "role": items["role"].to_numpy(),
+        "source": items["source"].to_numpy(),
+        "iteration": items["iteration_added"].astype(str).to_numpy(),
+        # Mean distance to the k nearest neighbours: high means the item sits in a thin area.
+        "density": -np.log(np.maximum(result.regions.knn_distance, 1e-12)),
+    })
+    if subgroup and subgroup in items:
+        frame["subgroup"] = items[subgroup].fillna("(none)").astype(str).to_numpy()
+    return frame
+
+
+def latent_map_figure(frame: pd.DataFrame, *, color_by: str, regions: pd.DataFrame | None = None,
+                      highlight: set[str] | None = None, height: int = 640) -> go.Figure:
+    """A WebGL scatter of the map with sparse regions marked, ready for box/lasso selection.
+
+    Every point carries its item id as ``customdata[0]``; region markers carry
+    ``"region:<id>"`` so that selection code can tell them apart.
+    """
+    color = color_by if color_by in frame else "cluster"
+    hover = [c for c in HOVER_FIELDS if c in frame and c != color] + (["subgroup"] if "subgroup" in frame else [])
+    kwargs = {"color_continuous_scale": "Viridis"} if color == "density" else {
+        "category_orders": {color: sorted(frame[color].unique(), key=_natural)},
+        # Noise and unlabelled points are context, not categories: draw them grey.
+        "color_discrete_map": {"noise": "lightgrey", "(unlabelled)": "lightgrey", "(none)": "lightgrey"}}
+    fig = px.scatter(frame, x="x", y="y", color=color, custom_data=["id"], hover_data=hover,
+                     render_mode="webgl", height=height, **kwargs)
+    fig.update_traces(marker={"size": 4, "opacity": 0.75})
+    if highlight:
+        sel = frame[frame["id"].isin(highlight)]
+        fig.add_trace(go.Scattergl(x=sel["x"], y=sel["y"], mode="markers", name="selected region",
+                                   customdata=sel[["id"]].to_numpy(), hoverinfo="skip",
+                                   marker={"size": 9, "color": "rgba(0,0,0,0)", "line": {"width": 1.5, "color": "black"}}))
+    if regions is not None and not regions.empty:
+        shown = regions.dropna(subset=["x", "y"])
+        fig.add_trace(go.Scatter(
+            x=shown["x"], y=shown["y"], mode="markers+text", name="sparse regions",
+            text=[f"R{r}" for r in shown["rank"]], textposition="top center",
+            customdata=[[f"{REGION_PREFIX}{r}"] for r in shown["region_id"]],
+            hovertext=[f"R{r.rank} {r.kind} ×{r.score:.1f}: {r.reason}" for r in shown.itertuples()],
+            hoverinfo="text", marker={"symbol": "star", "size": 16, "color": "crimson",
+                                      "line": {"width": 1, "color": "white"}},
+        ))
+    fig.update_layout(dragmode="lasso", legend={"itemsizing": "constant"}, margin={"l": 0, "r": 0, "t": 30, "b": 0},
+                      xaxis={"visible": False}, yaxis={"visible": False, "scaleanchor": "x"})
+    return fig
+
+
+def selected_ids(event: object) -> list[str]:
+    """Item ids in a ``st.plotly_chart`` selection event, read from customdata (never point indices)."""
+    points = ((event or {}).get("selection") or {}).get("points") or []
+    ids: list[str] = []
+    for p in points:
+        data = p.get("customdata")
+        item = data[0] if isinstance(data, (list, tuple)) and data else data
+        if isinstance(item, str) and not item.startswith(REGION_PREFIX):
+            ids.append(item)
+    return list(dict.fromkeys(ids))
+
+
+def _natural(value: str) -> tuple:
+    digits = "".join(ch for ch in str(value) if ch.isdigit())
+    return (0, int(digits), str(value)) if digits and str(value)[0] in "C" else (1, 0, str(value))

@@ -1,0 +1,32 @@
+"""The panel that describes a selection of items: counts, label and subgroup mix, images, actions."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from adde_core.ui.grid import image_grid
+
+
+def selection_panel(items: pd.DataFrame, ids: list[str], *, subgroup: str | None, title: str = "Selection") -> None:
+    """Describe the selected items; ``items`` needs ``id``, ``role``, ``label`` and ``path`` columns."""
+    chosen = items[items["id"].isin(ids)]
+    st.subheader(f"{title}: {len(chosen):,} items")
+    if chosen.empty:
+        st.caption("Box- or lasso-select points on the map, click one, or pick a region from the list.")
+        return
+    c1, c2, c3 = st.columns(3)
+    c1.markdown("**By role**")
+    c1.table(chosen["role"].value_counts().rename("n"))
+    c2.markdown("**Label mix** (labelled items)")
+    labels = chosen["label"].dropna().value_counts().rename("n")
+    c2.table(labels) if not labels.empty else c2.caption("No labelled items: pool labels are unknown.")
+    if subgroup and subgroup in chosen:
+        c3.markdown(f"**{subgroup} mix**")
+        c3.table(chosen[subgroup].fillna("(none)").value_counts().rename("n"))
+    st.markdown("**Selected ids**")
+    st.code(" ".join(chosen["id"].head(200)) + (" …" if len(chosen) > 200 else ""), language=None, wrap_lines=True)
+    a1, a2 = st.columns(2)
+    a1.button("Retrieve similar items from the pool", disabled=True, help="Coming next with acquisition (issue #4).")
+    a2.button("Generate items for this region", disabled=True, help="Coming next with acquisition (issue #4).")
+    image_grid(chosen.head(40), columns=10, caption_fields=("label", "role"))

@@ -1,0 +1,28 @@
+"""ADDE dashboard: opens the current project (the demo by default) and routes to the pages."""
+
+import streamlit as st
+
+from adde_core.ui.sidebar import render_sidebar
+from adde_core.ui.state import current_project, mark_shell_ran, resume_requested_page
+
+st.set_page_config(page_title="ADDE: dataset enhancement workbench", page_icon=":material/explore:", layout="wide")
+
+mark_shell_ran()
+project = current_project()
+render_sidebar(project)
+
+pages = st.navigation(
+    {
+        "Dataset": [
+            st.Page("pages/data.py", title="Data", icon=":material/folder_open:", default=True),
+            st.Page("pages/explore.py", title="Explore", icon=":material/scatter_plot:"),
+        ],
+        "Coming next": [
+            st.Page("pages/diversity.py", title="Diversity (coming next)", icon=":material/insights:"),
+            st.Page("pages/review.py", title="Review (coming next)", icon=":material/fact_check:"),
+            st.Page("pages/trends.py", title="Trends (coming next)", icon=":material/trending_up:"),
+        ],
+    }
+)
+resume_requested_page()
+pages.run()

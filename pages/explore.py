@@ -1,0 +1,61 @@
+"""Explore page: the latent map with clusters and sparse regions, and a panel for what you select."""
+
+import streamlit as st
+
+from adde_core.errors import AddeError
+from adde_core.ui.analysis import current_analysis
+from adde_core.ui.figures import COLOR_BY, latent_map_figure, map_frame, selected_ids
+from adde_core.ui.selection_panel import selection_panel
+from adde_core.ui.state import current_project, require_shell
+
+require_shell("pages/explore.py")
+project = current_project()
+st.title("Explore")
+sets = project.store.embedding_sets()
+if sets.empty:
+    st.info("No embeddings yet: embed the data on the **Data** page, then come back to see the map.")
+    st.stop()
+try:
+    default_key = project.default_model_key()
+except AddeError as exc:
+    st.error(str(exc))
+    st.stop()
+keys = list(sets["model"])
+c1, c2, c3 = st.columns([2, 2, 1])
+model_key = c1.selectbox("Embedding", keys, index=keys.index(default_key))
+color_by = c2.selectbox("Colour by", COLOR_BY, index=0)
+refit = c3.button("Refit map", help="Fit a new UMAP layout and align it to the current one (slow).")
+if refit:
+    st.session_state["refit_token"] = st.session_state.get("refit_token", 0) + 1
+result = current_analysis(project, model_key, refit_token=st.session_state.get("refit_token", 0))
+subgroup = project.subgroup_attribute
+frame = map_frame(result, subgroup)
+regions = result.regions.to_frame()
+
+left, right = st.columns([3, 2])
+with right:
+    st.markdown(f"**Sparse regions** ({len(regions)}) — ranked; ★ on the map")
+    picked = st.dataframe(
+        regions[["rank", "kind", "score", "size", "dominant_label", "n_unlabelled", "reason"]],
+        hide_index=True, on_select="rerun", selection_mode="single-row", key="region_table", height=320,
+        column_config={"score": st.column_config.NumberColumn(format="%.1f×",
+                                                              help="How much thinner the dataset is here")},
+    )
+    rows = picked.selection.rows if picked else []
+    region = result.regions.regions[rows[0]] if rows else None
+    if region is not None:
+        st.info(region.description)
+with left:
+    fig = latent_map_figure(frame, color_by=color_by, regions=regions,
+                            highlight=set(region.member_ids) if region is not None else None)
+    event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), key="explore_map")
+    st.caption(f"{len(frame):,} items · {result.clusters.n_clusters} clusters · "
+               f"map from `{result.map.model_key}` (fingerprint {result.map.fingerprint[:10]}) · "
+               "hover for fields, select to see images")
+
+ids = selected_ids(event)
+if not ids and region is not None:
+    ids = list(region.member_ids)
+items = project.items()
+selection_panel(items, ids, subgroup=subgroup,
+                title=f"Region R{rows[0] + 1}" if region is not None and not selected_ids(event) else "Selection")
