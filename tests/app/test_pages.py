@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ["pages/data.py", "pages/explore.py", "pages/diversity.py", "pages/review.py", "pages/trends.py"]
+COMING_NEXT = ["pages/review.py", "pages/trends.py"]
 
 
 def _app_on_copy(source, tmp_path, monkeypatch) -> tuple[AppTest, object]:
@@ -35,7 +36,7 @@ def test_every_page_opens_without_exception(app):
 
 
 def test_coming_next_pages_show_no_numbers(app):
-    for page in PAGES[2:]:
+    for page in COMING_NEXT:
         app.switch_page(page).run()
         assert not app.metric, page
         assert any("Coming next" in i.value for i in app.info), page
@@ -86,3 +87,13 @@ def test_explore_map_regions_and_selection_by_item_id(embedded_app):
     assert not at.exception
     assert any(h.value.startswith("Selection: 2 items") for h in at.subheader)
     assert any(c.value.startswith(" ".join(sorted(ids))) for c in at.code)
+
+
+def test_diversity_page_cards_and_tables(embedded_app):
+    at, _ = embedded_app
+    at.switch_page("pages/diversity.py").run()
+    assert not at.exception
+    labels = [m.label for m in at.metric]
+    assert any(lab.startswith("Vendi (q=1") for lab in labels) and "Coverage of val (k=5)" in labels
+    assert all(m.help for m in at.metric if m.label != "Iteration"), "every number carries its meaning"
+    assert len(at.dataframe) == 2  # subgroup table and per-cluster table

@@ -74,3 +74,22 @@ def test_analysis_result_is_consistent(analysed):
     assert result.clusters.n_clusters >= 5
     top = result.regions.regions[0]
     assert top.description and top.centroid_2d is not None and top.nearest_dataset_ids
+
+
+def test_diversity_summary_on_the_demo(analysed):
+    from adde_core.analysis.summary import VENDI_SUBSAMPLE, dataset_mask, summarize_diversity
+
+    result, hidden, demo, stored = analysed
+    summary = summarize_diversity(stored.vectors, result, q=2.0, subgroup="pose")
+    values = {m.key: m.value for m in summary.metrics}
+    assert all(m.meaning for m in summary.metrics)
+    assert summary.n_dataset == int(dataset_mask(result.items).sum())
+    # Vendi is an effective count: between 1 and the subsample size; q=2 never exceeds q=1.
+    n_sub = min(VENDI_SUBSAMPLE, summary.n_dataset)
+    assert 1.0 <= values["vendi_q"] <= values["vendi_q1"] <= n_sub
+    assert 0.0 <= values["coverage_val"] <= 1.0 and 0.0 <= values["coverage_pool"] <= 1.0
+    assert 0.0 <= values["cluster_entropy"] <= 1.0
+    # The skewed seed is visibly unbalanced by class: zebra is the rarest label.
+    labels = summary.labels
+    assert labels["count"].idxmin() == "zebra" and labels.loc["zebra", "ratio"] < 0.5
+    assert abs(summary.subgroups["share"].sum() - 1.0) < 1e-9
