@@ -3,8 +3,8 @@
 import streamlit as st
 
 from adde_core.errors import AddeError
-from adde_core.ui.analysis import current_analysis
-from adde_core.ui.figures import COLOR_BY, latent_map_figure, map_frame, selected_ids
+from adde_core.ui.analysis import current_analysis, map_figure
+from adde_core.ui.figures import COLOR_BY, map_frame, selected_ids
 from adde_core.ui.selection_panel import selection_panel
 from adde_core.ui.state import current_project, require_shell
 
@@ -46,8 +46,9 @@ with right:
     if region is not None:
         st.info(region.description)
 with left:
-    fig = latent_map_figure(frame, color_by=color_by, regions=regions,
-                            highlight=set(region.member_ids) if region is not None else None)
+    fig = map_figure((str(project.root), result.fingerprint, result.map.fingerprint), color_by,
+                     region.region_id if region is not None else None, frame, regions,
+                     set(region.member_ids) if region is not None else None)
     event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), key="explore_map")
     st.caption(f"{len(frame):,} items · {result.clusters.n_clusters} clusters · "
                f"map from `{result.map.model_key}` (fingerprint {result.map.fingerprint[:10]}) · "

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from adde_core.analysis import AnalysisResult
 from adde_core.project import Project
 from adde_core.ui.feedback import progress_bar
+from adde_core.ui.figures import latent_map_figure
 
 _STEPS = ("latent map", "clusters", "sparse regions", "cluster statistics")
 
@@ -28,3 +31,14 @@ def current_analysis(project: Project, model_key: str, *, refit_token: int = 0) 
     stored = project.embeddings(model_key)
     with st.spinner(f"Mapping and clustering {len(stored.ids):,} items ({', '.join(_STEPS)})…"):
         return _analysis(str(project.root), model_key, stored.fingerprint, refit_token, project)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def map_figure(key: tuple, color_by: str, highlight_key: str | None, _frame: pd.DataFrame,
+               _regions: pd.DataFrame | None, _highlight: set[str] | None) -> go.Figure:
+    """The latent-map figure, built once per (data ``key``, colouring, highlighted region).
+
+    Every selection reruns the page; rebuilding a 100k-point figure took 0.4 s of the
+    ~1 s from selection to panel, so reruns reuse the built figure.
+    """
+    return latent_map_figure(_frame, color_by=color_by, regions=_regions, highlight=_highlight)

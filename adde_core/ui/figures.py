@@ -11,7 +11,8 @@ from adde_core.analysis import AnalysisResult
 
 #: Ways to colour the map; "subgroup" resolves to the project's subgroup attribute.
 COLOR_BY = ("cluster", "label", "subgroup", "role", "source", "iteration", "density")
-HOVER_FIELDS = ("id", "label", "role", "source", "cluster")
+#: Kept short on purpose: hover text is sent for every point (6.6 MB at 100k with five fields).
+HOVER_FIELDS = ("id", "label", "role")
 REGION_PREFIX = "region:"
 
 
@@ -43,7 +44,7 @@ def latent_map_figure(frame: pd.DataFrame, *, color_by: str, regions: pd.DataFra
     ``"region:<id>"`` so that selection code can tell them apart.
     """
     color = color_by if color_by in frame else "cluster"
-    hover = [c for c in HOVER_FIELDS if c in frame and c != color] + (["subgroup"] if "subgroup" in frame else [])
+    hover = [c for c in HOVER_FIELDS if c in frame and c != color]
     kwargs = {"color_continuous_scale": "Viridis"} if color == "density" else {
         "category_orders": {color: sorted(frame[color].unique(), key=_natural)},
         # Noise and unlabelled points are context, not categories: draw them grey.
@@ -66,7 +67,9 @@ def latent_map_figure(frame: pd.DataFrame, *, color_by: str, regions: pd.DataFra
             hoverinfo="text", marker={"symbol": "star", "size": 16, "color": "crimson",
                                       "line": {"width": 1, "color": "white"}},
         ))
-    fig.update_layout(dragmode="lasso", legend={"itemsizing": "constant"}, margin={"l": 0, "r": 0, "t": 30, "b": 0},
+    # A constant uirevision keeps the user's zoom and chosen drag tool across the rerun
+    # that every selection triggers; without it the view snaps back after each selection.
+    fig.update_layout(dragmode="lasso", uirevision="latent-map", legend={"itemsizing": "constant"}, margin={"l": 0, "r": 0, "t": 30, "b": 0},
                       xaxis={"visible": False}, yaxis={"visible": False, "scaleanchor": "x"})
     return fig
 

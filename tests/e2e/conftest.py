@@ -24,12 +24,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(project: Path, log: Path, timeout: float = 180) -> tuple[subprocess.Popen, str]:
-    """Start ``streamlit run app.py`` on a free loopback port and wait until it answers."""
+def start_app(project: Path, log: Path, timeout: float = 180, *,
+              script: Path = ROOT / "app.py") -> tuple[subprocess.Popen, str]:
+    """Start ``streamlit run <script>`` (the app by default) on a free loopback port and wait until it answers."""
     port = _free_port()
     env = {**os.environ, "ADDE_PROJECT": str(project), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+        [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
     )
