@@ -3,7 +3,7 @@
 import streamlit as st
 
 from adde_core.errors import AddeError
-from adde_core.ui.analysis import current_analysis, map_figure
+from adde_core.ui.analysis import cluster_settings_form, current_analysis, map_figure
 from adde_core.ui.figures import COLOR_BY, map_frame, selected_ids
 from adde_core.ui.selection_panel import selection_panel
 from adde_core.ui.state import current_project, require_shell
@@ -27,7 +27,9 @@ color_by = c2.selectbox("Colour by", COLOR_BY, index=0)
 refit = c3.button("Refit map", help="Fit a new UMAP layout and align it to the current one (slow).")
 if refit:
     st.session_state["refit_token"] = st.session_state.get("refit_token", 0) + 1
-result = current_analysis(project, model_key, refit_token=st.session_state.get("refit_token", 0))
+cluster_config = cluster_settings_form()
+result = current_analysis(project, model_key, refit_token=st.session_state.get("refit_token", 0),
+                          cluster_config=cluster_config)
 subgroup = project.subgroup_attribute
 frame = map_frame(result, subgroup)
 regions = result.regions.to_frame()

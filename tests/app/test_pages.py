@@ -97,3 +97,13 @@ def test_diversity_page_cards_and_tables(embedded_app):
     assert any(lab.startswith("Vendi (q=1") for lab in labels) and "Coverage of val (k=5)" in labels
     assert all(m.help for m in at.metric if m.label != "Iteration"), "every number carries its meaning"
     assert len(at.dataframe) == 2  # subgroup table and per-cluster table
+
+
+def test_kmeans_option_reclusters_with_k_clusters(embedded_app):
+    at, _ = embedded_app
+    method = next(s for s in at.selectbox if s.label == "Method")
+    method.set_value("kmeans").run()
+    k = next(n for n in at.number_input if n.label == "k")
+    k.set_value(4).run()
+    assert not at.exception
+    assert any("· 4 clusters ·" in c.value for c in at.caption)
