@@ -59,18 +59,29 @@ def load_animal_mnist() -> tuple[np.ndarray, np.ndarray, list[str]]:
         return z["images"], z["labels"], [str(c) for c in z["classes"]]
 
 
+def first_copies(images: np.ndarray) -> np.ndarray:
+    """Mask of the first occurrence of each distinct image (Animal-MNIST repeats 284 images byte for byte)."""
+    _, first = np.unique(images.reshape(len(images), -1), axis=0, return_index=True)
+    mask = np.zeros(len(images), dtype=bool)
+    mask[first] = True
+    return mask
+
+
 def demo_split(labels: np.ndarray, classes: list[str], attributes: dict[str, np.ndarray],
-               spec: DemoSpec) -> np.ndarray:
+               spec: DemoSpec, usable: np.ndarray | None = None) -> np.ndarray:
     """Assign each image a role (``seed``, ``pool``, ``val``, ``ood``) or ``""`` (unused).
 
-    Per class: shuffle, take val, then OOD, then the seed (capped for rare classes and
-    for the rare subgroup), and the rest goes to the pool.
+    Per class: shuffle the usable images, take val, then OOD, then the seed (capped for
+    rare classes and for the rare subgroup), and the rest goes to the pool. Pass
+    ``usable=first_copies(images)`` so that no image is in two roles: a duplicate shared
+    by val and the pool would leak the evaluation set into training.
     """
     rng = np.random.default_rng(spec.random_state)
     roles = np.full(len(labels), "", dtype=object)
+    usable = np.ones(len(labels), dtype=bool) if usable is None else usable
     rare_label, attr, value, cap = spec.rare_subgroup
     for c, name in enumerate(classes):
-        idx = rng.permutation(np.flatnonzero(labels == c))[: spec.n_per_class]
+        idx = rng.permutation(np.flatnonzero((labels == c) & usable))[: spec.n_per_class]
         val, ood, rest = np.split(idx, [spec.val_per_class, spec.val_per_class + spec.ood_per_class])
         roles[val], roles[ood] = "val", "ood"
         n_seed = spec.rare_classes.get(name, spec.seed_per_class)
@@ -95,7 +106,7 @@ def build_demo_project(root: Path | str, spec: DemoSpec = DemoSpec(),
 
     images, labels, classes = load_animal_mnist()
     attrs = silhouette_attributes(images)
-    roles = demo_split(labels, classes, attrs, spec)
+    roles = demo_split(labels, classes, attrs, spec, usable=first_copies(images))
     project = Project.create(root, name="Animal-MNIST demo")
     image_dir = project.data_dir / "images"
     image_dir.mkdir(parents=True, exist_ok=True)

@@ -330,6 +330,43 @@ def _validate(candidates: list[_Candidate], *, existing_ids: set[str], seed_labe
     return final, issues
 
 
+TRAINING_ROLES = ("seed", "pool")
+EVALUATION_ROLES = ("val", "ood")
+
+
+def duplicate_content_warnings(kept: list[_Candidate], existing: pd.DataFrame) -> list[IngestIssue]:
+    """Warn about items whose image bytes equal an earlier item's (they still load).
+
+    A byte-identical image in a training role (seed/pool) and an evaluation role
+    (val/ood) leaks the evaluation set into training and inflates val scores, so that
+    case says so explicitly.
+
+    Parameters
+    ----------
+    kept
+        Validated candidates about to be written.
+    existing
+        Items already in the project, with ``id``, ``role`` and ``content_hash`` columns.
+    """
+    seen: dict[str, tuple[str, str]] = {}
+    for item_id, role, content in existing[["id", "role", "content_hash"]].itertuples(index=False):
+        if isinstance(content, str):
+            seen.setdefault(content, (item_id, role))  # the first copy is the one to name
+    issues = []
+    for cand in kept:
+        if cand.content_hash is None:
+            continue
+        first = seen.setdefault(cand.content_hash, (cand.id, cand.role))
+        if first[0] == cand.id:
+            continue
+        roles = {first[1], cand.role}
+        leak = bool(roles & set(TRAINING_ROLES)) and bool(roles & set(EVALUATION_ROLES))
+        reason = f"same image bytes as item {first[0]!r} ({first[1]})" + (
+            ": the same image in a training and an evaluation role leaks val/ood into training" if leak else "")
+        issues.append(IngestIssue(cand.file, reason, row=cand.row, field="path", severity="warning"))
+    return issues
+
+
 def _record(cand: _Candidate, project: "Project") -> ItemRecord:
     source = cand.source or ("pool" if cand.role == "pool" else "real")
     return ItemRecord(
@@ -356,6 +393,7 @@ def ingest_candidates(project: "Project", candidates: list[_Candidate], issues: 
         kept, more = _validate(candidates, existing_ids=store.item_ids(), seed_labels=store.labels("seed"),
                                progress=progress)
         report.issues.extend(more)
+        report.issues.extend(duplicate_content_warnings(kept, store.items_frame()))
         with_vec = [c for c in kept if c.vector is not None]
         model_key = f"{PRECOMPUTED_PREFIX}{embedding_name}" if embedding_name else None
         previous = store.load_embeddings(model_key) if model_key and with_vec else None

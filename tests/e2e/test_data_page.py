@@ -22,8 +22,8 @@ def test_first_launch_shows_demo_data_page(browser, tmp_path):
         expect(page.get_by_role("heading", name="Data")).to_be_visible(timeout=60_000)
         sidebar = page.locator("[data-testid=stSidebar]")
         expect(sidebar).to_contain_text("Animal-MNIST demo")
-        # Counts by role from the shipped demo split: pool 8,070 · val 1,000 · ood 600 · seed 330.
-        for count in ("8070", "1000", "600", "330"):
+        # Counts by role from the shipped demo split: pool 7,786 · val 1,000 · ood 600 · seed 330.
+        for count in ("7786", "1000", "600", "330"):
             expect(sidebar.locator("table")).to_contain_text(count)
         images = page.locator("[data-testid=stImage] img")
         expect(images.first).to_be_visible(timeout=60_000)
