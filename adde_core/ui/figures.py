@@ -47,6 +47,8 @@ def latent_map_figure(frame: pd.DataFrame, *, color_by: str, regions: pd.DataFra
     hover = [c for c in HOVER_FIELDS if c in frame and c != color]
     kwargs = {"color_continuous_scale": "Viridis"} if color == "density" else {
         "category_orders": {color: sorted(frame[color].unique(), key=_natural)},
+        # 48 distinct colours: the default 10 repeat, and then C0 and C10 look like one cluster.
+        "color_discrete_sequence": px.colors.qualitative.Dark24 + px.colors.qualitative.Light24,
         # Noise and unlabelled points are context, not categories: draw them grey.
         "color_discrete_map": {"noise": "lightgrey", "(unlabelled)": "lightgrey", "(none)": "lightgrey"}}
     fig = px.scatter(frame, x="x", y="y", color=color, custom_data=["id"], hover_data=hover,
