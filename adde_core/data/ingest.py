@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from adde_core.data.report import IngestIssue, IngestReport
+from adde_core.embedding.base import ProgressCallback
 from adde_core.errors import IngestError
 from adde_core.store.models import ITEM_ROLES, ITEM_SOURCES, ItemRecord
 
@@ -31,8 +31,6 @@ MANIFEST_COLUMNS = ("id", "path", "label", "role", "oracle_label", "source")
 #: Roles whose items must carry a label.
 LABELLED_ROLES = ("seed", "val", "ood")
 PRECOMPUTED_PREFIX = "precomputed:"
-
-ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass

@@ -178,11 +178,6 @@ class Store:
         attrs = pd.DataFrame(list(frame.pop("attributes")), index=frame.index) if len(frame) else pd.DataFrame()
         return pd.concat([frame, attrs], axis=1)
 
-    def content_hashes(self) -> dict[str, str | None]:
-        """Map item id → content hash (None for items without a file)."""
-        with self.transaction() as s:
-            return dict(s.execute(select(Item.id, Item.content_hash)).tuples())
-
     def counts(self) -> pd.DataFrame:
         """Number of items by role and source."""
         with self.transaction() as s:

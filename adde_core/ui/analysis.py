@@ -19,12 +19,8 @@ def _analysis(root: str, model_key: str, fingerprint: str, refit_token: int, clu
               _project: Project) -> AnalysisResult:
     # Keyed by the embedding fingerprint: new items or a new model give a new analysis,
     # and a cached one is never stale. The UMAP model inside stays in memory with it.
-    bar = progress_bar("Analysing")
-
-    def progress(done: int, total: int) -> None:
-        bar(done, total)
-
-    return _project.analyze(model_key, refit=refit_token > 0, cluster_config=cluster_config, progress=progress)
+    return _project.analyze(model_key, refit=refit_token > 0, cluster_config=cluster_config,
+                            progress=progress_bar("Analysing"))
 
 
 def current_analysis(project: Project, model_key: str, *, refit_token: int = 0,
