@@ -13,11 +13,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import create_engine, event, func, insert, select
+from sqlalchemy import create_engine, event, func, insert, inspect, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from adde_core.errors import AddeError
 from adde_core.store.models import (
+    ITEM_ROLES,
     SCHEMA_VERSION,
     Base,
     EmbeddingSet,
@@ -75,13 +77,42 @@ class Store:
         self.engine: Engine = create_engine(url)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._migrate()
         Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         with self.transaction() as s:
-            if s.get(Meta, "schema_version") is None:
+            version = s.get(Meta, "schema_version")
+            if version is None:
                 s.add(Meta(key="schema_version", value=SCHEMA_VERSION))
+            else:
+                version.value = SCHEMA_VERSION
             if s.scalar(select(func.count()).select_from(Iteration)) == 0:
                 s.add(Iteration(index=0))
+
+    def _migrate(self) -> None:
+        """Bring a project written by an older ADDE to :data:`SCHEMA_VERSION` in one transaction."""
+        names = inspect(self.engine).get_table_names()
+        if "meta" not in names:
+            return
+        with self.engine.begin() as conn:
+            row = conn.execute(select(Meta.value).where(Meta.key == "schema_version")).first()
+            version = int(row[0]) if row else SCHEMA_VERSION
+            if version > SCHEMA_VERSION:
+                raise AddeError(f"{self.url}: written by a newer ADDE (schema {version}, this one reads up to "
+                                f"{SCHEMA_VERSION}); upgrade ADDE")
+            if version < 2:
+                # v2 widened the items.role CHECK to admit "candidate". SQLite cannot alter a
+                # constraint, so the table is rebuilt; other databases swap the constraint.
+                if conn.dialect.name == "sqlite":
+                    for index in inspect(conn).get_indexes("items"):
+                        conn.exec_driver_sql(f'DROP INDEX IF EXISTS "{index["name"]}"')
+                    conn.exec_driver_sql("ALTER TABLE items RENAME TO items_v1")
+                    Item.__table__.create(conn)
+                    conn.exec_driver_sql("INSERT INTO items SELECT * FROM items_v1")
+                    conn.exec_driver_sql("DROP TABLE items_v1")
+                else:
+                    conn.exec_driver_sql("ALTER TABLE items DROP CONSTRAINT ck_items_role")
+                    conn.exec_driver_sql(f"ALTER TABLE items ADD CONSTRAINT ck_items_role CHECK (role IN {ITEM_ROLES})")
 
     def close(self) -> None:
         """Release pooled connections (the files stay as they are)."""
@@ -124,11 +155,15 @@ class Store:
 
     def last_run(self, kind: str) -> dict[str, Any] | None:
         """The most recent run of ``kind`` as a dict, or None."""
+        runs = self.runs(kind)
+        return runs[0] if runs else None
+
+    def runs(self, kind: str) -> list[dict[str, Any]]:
+        """All runs of ``kind``, newest first, as dicts."""
         with self.transaction() as s:
-            run = s.scalars(select(Run).where(Run.kind == kind).order_by(Run.id.desc()).limit(1)).first()
-            if run is None:
-                return None
-            return {c: getattr(run, c) for c in ("id", "kind", "started_at", "finished_at", "status", "params", "summary")}
+            rows = list(s.scalars(select(Run).where(Run.kind == kind).order_by(Run.id.desc())))
+            return [{c: getattr(r, c) for c in ("id", "kind", "started_at", "finished_at", "status", "params", "summary")}
+                    for r in rows]
 
     # ---------------------------------------------------------------- items
     def add_items(self, records: Sequence[ItemRecord], *, run_id: int | None = None) -> int:

@@ -10,16 +10,23 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, CheckConstraint, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-#: Where an item sits in the loop: labelled seed, unlabelled pool, validation, out-of-distribution test.
-ITEM_ROLES: tuple[str, ...] = ("seed", "pool", "val", "ood")
+#: Where an item sits in the loop: the labelled dataset D_t ("seed": the initial seed plus every item
+#: accepted in an earlier iteration), the unlabelled pool, validation, out-of-distribution test, and
+#: "candidate" for generated items awaiting review (kept out of every distribution the analysis measures).
+ITEM_ROLES: tuple[str, ...] = ("seed", "pool", "val", "ood", "candidate")
 #: Where an item came from: original labelled data, retrieved from the pool, or generated.
 ITEM_SOURCES: tuple[str, ...] = ("real", "pool", "synthetic")
 
 #: Bumped whenever a table changes, so an old project can be recognised and migrated.
-SCHEMA_VERSION = 1
+#: 2: the "candidate" role; decision, candidate-set and provenance tables.
+SCHEMA_VERSION = 2
+#: Reviewer actions. ``undo`` withdraws the same item's latest standing decision.
+DECISION_ACTIONS: tuple[str, ...] = ("accept", "reject", "relabel", "flag", "undo")
+#: Critique flags a reviewer may attach to any decision.
+REVIEW_FLAGS: tuple[str, ...] = ("biased content", "edge case", "ambiguous")
 
 
 def utcnow() -> dt.datetime:
@@ -95,6 +102,76 @@ class Iteration(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Decision(Base):
+    """One reviewer action on one item: an append-only audit log.
+
+    ``seq`` numbers an item's decisions 1, 2, 3, ...; the unique (item_id, seq) pair is what
+    turns two reviewers deciding on the same state into a conflict instead of a silent
+    overwrite: both try to write the same ``seq`` and the database refuses the second.
+    """
+
+    __tablename__ = "decisions"
+    __table_args__ = (
+        UniqueConstraint("item_id", "seq", name="uq_decisions_item_seq"),
+        CheckConstraint(f"action IN {DECISION_ACTIONS}", name="ck_decisions_action"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    iteration: Mapped[int] = mapped_column(Integer, index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str | None] = mapped_column(String(255))
+    flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    critique: Mapped[str | None] = mapped_column(Text)
+    reviewer: Mapped[str] = mapped_column(String(128))
+    candidate_set_id: Mapped[int | None] = mapped_column(ForeignKey("candidate_sets.id"))
+    score: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CandidateSet(Base):
+    """One acquisition for a region (retrieval or generation) and how its candidates were ranked."""
+
+    __tablename__ = "candidate_sets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    iteration: Mapped[int] = mapped_column(Integer, index=True)
+    mode: Mapped[str] = mapped_column(String(16))
+    region: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    strategy: Mapped[str] = mapped_column(String(32))
+    weights: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Candidate(Base):
+    """A ranked candidate within a set, with the score breakdown shown to the reviewer."""
+
+    __tablename__ = "candidates"
+    set_id: Mapped[int] = mapped_column(ForeignKey("candidate_sets.id"), primary_key=True)
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.id"), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column(Float)
+    components: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    suggested_label: Mapped[str | None] = mapped_column(String(255))
+    via: Mapped[str | None] = mapped_column(String(32))
+
+
+class Provenance(Base):
+    """Where a synthetic item came from: generator, parameters, prompt, seed, target region, gate verdict."""
+
+    __tablename__ = "provenance"
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.id"), primary_key=True)
+    generator: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prompt: Mapped[str | None] = mapped_column(Text)
+    seed: Mapped[int | None] = mapped_column(Integer)
+    target_region: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    intended_label: Mapped[str | None] = mapped_column(String(255))
+    gate: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,125 @@
+"""Export the current dataset with its provenance, plus the decision audit log."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from adde_core.errors import AddeError
+from adde_core.review.candidates import provenance_frame
+from adde_core.review.decisions import decision_log, decision_states
+from adde_core.store.database import slugify
+
+if TYPE_CHECKING:
+    from adde_core.project import Project
+
+EXPORT_FORMATS = ("parquet", "csv")
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """Where an export went and what it holds."""
+
+    folder: Path
+    manifest: Path
+    decisions: Path
+    n_items: int
+    n_images: int
+    by_source: dict[str, int]
+
+
+def dataset_frame(project: "Project") -> pd.DataFrame:
+    """The current dataset D_t ∪ D_valid, one row per item, with provenance columns.
+
+    Columns: ``id``, ``label``, ``source`` (real, pool or synthetic), ``iteration`` (when it
+    joined: ``iteration_added`` for D_t, the decision's iteration for D_valid),
+    ``decision``, ``reviewer``, ``decided_at``, ``flags``, ``critique``, ``generator``,
+    ``prompt``, ``seed``, ``target_region`` and ``uri``.
+    """
+    items = project.store.items_frame()
+    states = decision_states(project.store).set_index("item_id")
+    in_dt = (items["role"] == "seed") & items["label"].notna()
+    valid_ids = set(states.index[states["action"].isin(("accept", "relabel"))])
+    frame = items[in_dt | items["id"].isin(valid_ids)].copy()
+    st = states.reindex(frame["id"])
+    accepted = frame["id"].isin(valid_ids).to_numpy()
+    frame["label"] = frame["label"].where(~accepted, st["label"].to_numpy())
+    frame["iteration"] = frame["iteration_added"].where(~accepted, st["iteration"].to_numpy())
+    frame["decision"] = st["action"].to_numpy()
+    frame["reviewer"] = st["reviewer"].to_numpy()
+    frame["decided_at"] = st["created_at"].to_numpy()
+    frame["flags"] = [", ".join(f) if isinstance(f, list) else "" for f in st["flags"]]
+    frame["critique"] = st["critique"].to_numpy()
+    prov = provenance_frame(project.store, list(frame.loc[frame["source"] == "synthetic", "id"])).set_index("item_id")
+    prov = prov.reindex(frame["id"])
+    frame["generator"] = prov["generator"].to_numpy()
+    frame["prompt"] = prov["prompt"].to_numpy()
+    frame["seed"] = prov["seed"].to_numpy()
+    frame["target_region"] = [r.get("region_id") if isinstance(r, dict) else None for r in prov["target_region"]]
+    cols = ["id", "label", "source", "iteration", "decision", "reviewer", "decided_at", "flags", "critique",
+            "generator", "prompt", "seed", "target_region", "uri"]
+    return frame[cols].reset_index(drop=True)
+
+
+def export_dataset(project: "Project", folder: Path | str, *, fmt: str = "parquet",
+                   copy_images: bool = True) -> ExportSummary:
+    """Write the dataset manifest, its images and the decision log to ``folder``.
+
+    Layout: ``dataset.<fmt>`` (a manifest ADDE can ingest back: ``path`` is relative to
+    the folder), ``images/<label>/<id>.<ext>``, ``decisions.<fmt>`` (every decision,
+    oldest first) and ``export.json`` (counts and the project it came from).
+
+    Parameters
+    ----------
+    project
+    folder
+        Created if missing; existing files with the same names are replaced.
+    fmt
+        ``"parquet"`` or ``"csv"``.
+    copy_images
+        Copy image files next to the manifest (else ``path`` holds the original file).
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise AddeError(f"unknown export format {fmt!r}: use one of {', '.join(EXPORT_FORMATS)}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = dataset_frame(project)
+    files, n_images = [], 0
+    for item_id, label, uri in zip(frame["id"], frame["label"], frame["uri"]):
+        if not isinstance(uri, str):
+            files.append(None)
+            continue
+        src = project.resolve_uri(uri)
+        if not copy_images:
+            files.append(str(src))
+            continue
+        rel = Path("images") / slugify(str(label)) / f"{slugify(str(item_id))}{src.suffix}"
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, folder / rel)
+        files.append(rel.as_posix())
+        n_images += 1
+    out = frame.drop(columns=["uri"]).assign(path=files)
+    out["decided_at"] = out["decided_at"].astype(str).where(out["decided_at"].notna(), None)
+    log = decision_log(project.store)
+    log["flags"] = [", ".join(f) if isinstance(f, list) else "" for f in log["flags"]]
+    log["score"] = [json.dumps(s) for s in log["score"]]
+    manifest, decisions = folder / f"dataset.{fmt}", folder / f"decisions.{fmt}"
+    _write(out, manifest)
+    _write(log, decisions)
+    by_source = {str(k): int(v) for k, v in out["source"].value_counts().items()}
+    meta: dict[str, Any] = {"project": project.name, "iteration": project.current_iteration, "n_items": len(out),
+                            "by_source": by_source, "n_decisions": len(log)}
+    (folder / "export.json").write_text(json.dumps(meta, indent=2))
+    return ExportSummary(folder, manifest, decisions, len(out), n_images, by_source)
+
+
+def _write(frame: pd.DataFrame, path: Path) -> None:
+    if path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
