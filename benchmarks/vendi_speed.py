@@ -28,13 +28,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adde_core.metrics import vendi_score, vendi_score_from_kernel  # noqa: E402
+from _common import cpu_model, loadavg_line, timed  # noqa: E402 - benchmarks/ is on sys.path when run as scripts
 
 
 def machine_info() -> list[str]:
     lines = [
         f"date      : {_dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"python    : {platform.python_version()}  numpy {np.__version__}  ({platform.machine()})",
-        f"cpu       : {_cpu_model()}; os.cpu_count={os.cpu_count()}, usable={len(os.sched_getaffinity(0))}",
+        f"cpu       : {cpu_model()}; os.cpu_count={os.cpu_count()}, usable={len(os.sched_getaffinity(0))}",
     ]
     try:
         from threadpoolctl import threadpool_info
@@ -46,21 +47,10 @@ def machine_info() -> list[str]:
             )
     except ImportError:
         lines.append("threadpool: threadpoolctl not installed")
-    try:
-        lines.append(f"loadavg   : {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1/5/15 min) at start")
-    except OSError:
-        pass
+    if loadavg_line():
+        lines.append(loadavg_line())
     return lines
 
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _busy_jiffies() -> int | None:
@@ -108,15 +98,6 @@ def wait_quiet(max_wait_s: float | None = None) -> None:
     if quiet < 5:
         print(f"(machine still busy after waiting {max_wait_s:.0f} s; timings below are contended)")
 
-
-def timed(fn, repeats: int) -> tuple[float, float, float]:
-    """(median wall seconds, min wall seconds, value of the last call)."""
-    times, value = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        value = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), min(times), value
 
 
 def make_embeddings(n: int, d: int, seed: int = 0) -> np.ndarray:
