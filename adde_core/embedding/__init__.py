@@ -6,7 +6,6 @@ imports them when it is constructed.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +14,7 @@ from adde_core.embedding.cache import EmbeddingCache, EmbedOutcome, embed_with_c
 from adde_core.embedding.efficientnet import EfficientNetLite0Embedder
 from adde_core.embedding.images import ImageInput, load_rgb
 from adde_core.embedding.openclip import OpenCLIPEmbedder
-from adde_core.errors import AddeError
+from adde_core.registry import create_from_registry
 
 DEFAULT_EMBEDDER = "efficientnet-lite0"
 
@@ -46,16 +45,7 @@ def create_embedder(name: str = DEFAULT_EMBEDDER, **params: Any) -> Embedder:
     AddeError
         For an unknown name or a parameter the embedder does not take.
     """
-    try:
-        factory = EMBEDDERS[name]
-    except KeyError:
-        raise AddeError(f"Unknown embedder {name!r}; choose one of: {', '.join(EMBEDDERS)}.") from None
-    try:
-        inspect.signature(factory).bind(**params)
-    except TypeError as exc:
-        accepted = ", ".join(inspect.signature(factory).parameters)
-        raise AddeError(f"Invalid parameters for embedder {name!r} ({exc}); it accepts: {accepted}.") from None
-    return factory(**params)
+    return create_from_registry(EMBEDDERS, name, "embedder", params)
 
 
 __all__ = [
