@@ -17,9 +17,9 @@ pages = st.navigation(
             st.Page("pages/data.py", title="Data", icon=":material/folder_open:", default=True),
             st.Page("pages/explore.py", title="Explore", icon=":material/scatter_plot:"),
             st.Page("pages/diversity.py", title="Diversity", icon=":material/insights:"),
+            st.Page("pages/review.py", title="Review", icon=":material/fact_check:"),
         ],
         "Coming next": [
-            st.Page("pages/review.py", title="Review (coming next)", icon=":material/fact_check:"),
             st.Page("pages/trends.py", title="Trends (coming next)", icon=":material/trending_up:"),
         ],
     }

@@ -53,6 +53,10 @@ class Project:
         self.config = config
         url = config.get("database_url") or f"sqlite:///{self.root / 'adde.db'}"
         self.store = Store(url, array_root=self.root)
+        # Fitted models are cheap to rebuild but not free; keyed by what they were fitted on.
+        self._heads: dict[tuple[str, str], Any] = {}
+        self._generators: dict[str, Any] = {}
+        self._indexes: dict[tuple[str, ...], Any] = {}
 
     # ------------------------------------------------------------- lifecycle
     @classmethod
@@ -243,6 +247,66 @@ class Project:
         path.parent.mkdir(parents=True, exist_ok=True)
         result.map.save(path)
         return result
+
+    def embed_params(self, model_key: str) -> tuple[str, dict[str, Any]]:
+        """The embedder name and parameters that produced ``model_key``, from its embed run."""
+        if model_key.startswith(PRECOMPUTED_PREFIX):
+            raise AddeError(f"{model_key!r} holds precomputed vectors, so new (generated) images cannot be embedded "
+                            "in the same space; embed the project with an image embedder on the Data page first")
+        for run in self.store.runs("embed"):
+            if run["params"].get("model_key") == model_key:
+                return run["params"]["embedder"], dict(run["params"].get("params", {}))
+        raise AddeError(f"no embed run recorded for {model_key!r}; embed the project again on the Data page")
+
+    def embedder_for(self, model_key: str) -> Any:
+        """Rebuild the embedder that produced ``model_key``, to embed new images in the same space."""
+        from adde_core.embedding import create_embedder
+
+        name, params = self.embed_params(model_key)
+        return create_embedder(name, **params)
+
+    def head(self, model_key: str | None = None) -> Any:
+        """f_θ's head for this iteration: a :class:`~adde_core.model.LinearHead` fitted on D_t's labelled items.
+
+        Cached per (embedding set, labelled items and labels), so it is refitted exactly
+        when D_t or the embeddings change.
+        """
+        import hashlib
+
+        from adde_core.model import LinearHead
+
+        model_key = model_key or self.default_model_key()
+        stored = self.embeddings(model_key)
+        items = self.store.items_frame(roles=["seed"])
+        items = items[items["label"].notna() & items["id"].isin(set(stored.ids))]
+        key = hashlib.sha1("\n".join(f"{i}\t{lab}" for i, lab in zip(items["id"], items["label"])).encode())
+        key.update(stored.fingerprint.encode())
+        cache_key = (model_key, key.hexdigest())
+        if cache_key not in self._heads:
+            rows = pd.Index(stored.ids).get_indexer(items["id"])
+            self._heads = {cache_key: LinearHead().fit(stored.vectors[rows], items["label"].to_numpy())}
+        return self._heads[cache_key]
+
+    def acquire(self, region: Any, *, mode: str = "retrieve", **kwargs: Any) -> Any:
+        """Fill a region: ``mode="retrieve"`` searches the pool, ``"generate"`` runs a generator.
+
+        ``region`` is a :class:`~adde_core.acquisition.RegionSpec`, a detected
+        :class:`~adde_core.analysis.SparseRegion`, or a list of selected item ids. Returns an
+        :class:`~adde_core.acquisition.acquire.AcquisitionResult` whose candidate set is stored.
+        See :func:`~adde_core.acquisition.acquire.acquire_from_pool` and
+        :func:`~adde_core.acquisition.acquire.acquire_by_generation` for the keyword arguments.
+        """
+        from adde_core.acquisition.acquire import RegionSpec, acquire_by_generation, acquire_from_pool
+
+        if isinstance(region, (list, tuple)):
+            region = RegionSpec.from_selection(list(region))
+        elif not isinstance(region, RegionSpec):
+            region = RegionSpec.from_sparse(region)
+        if mode == "retrieve":
+            return acquire_from_pool(self, region, **kwargs)
+        if mode == "generate":
+            return acquire_by_generation(self, region, **kwargs)
+        raise AddeError(f"unknown acquisition mode {mode!r}: use 'retrieve' or 'generate'")
 
     def embeddings(self, model_key: str) -> StoredEmbeddings:
         """The stored embedding set for ``model_key``; raises AddeError naming what exists when absent."""

@@ -2,14 +2,18 @@
 
 import streamlit as st
 
+from adde_core.acquisition.acquire import RegionSpec
 from adde_core.errors import AddeError
+from adde_core.ui.acquire_panel import acquisition_panel, gate_summary
 from adde_core.ui.analysis import cluster_settings_form, current_analysis, map_figure
 from adde_core.ui.figures import COLOR_BY, map_frame, selected_ids
+from adde_core.ui.review import review_grid, reviewer_name, show_messages
 from adde_core.ui.selection_panel import selection_panel
 from adde_core.ui.state import current_project, require_shell
 
 require_shell("pages/explore.py")
 project = current_project()
+reviewer_name()
 st.title("Explore")
 sets = project.store.embedding_sets()
 if sets.empty:
@@ -57,8 +61,19 @@ with left:
                "hover for fields, select to see images")
 
 ids = selected_ids(event)
+spec = RegionSpec.from_selection(ids) if ids else RegionSpec.from_sparse(region) if region is not None else None
 if not ids and region is not None:
     ids = list(region.member_ids)
 items = project.items()
 selection_panel(items, ids, subgroup=subgroup,
                 title=f"Region R{rows[0] + 1}" if region is not None and not selected_ids(event) else "Selection")
+if spec is not None:
+    st.subheader("Fill this region")
+    labels = sorted(project.store.labels("seed") | project.store.labels("val"))
+    set_id = acquisition_panel(project, spec, key="explore_acq", labels=labels)
+    if set_id is not None:
+        st.markdown(f"**Candidates** (set #{set_id}) — review here or on the Review page")
+        show_messages()
+        gate_summary(project, set_id)
+        review_grid(project, set_id, key="explore_review", page_size=8, shortcuts=False, labels=labels)
+        st.page_link("pages/review.py", label="Open in Review", icon=":material/fact_check:")

@@ -1,11 +1,90 @@
-"""Review page (coming next): ranked candidates with accept, reject, relabel and flag."""
+"""Review page: ranked candidates with accept, reject, relabel and flag, the oracle, D_valid and export."""
 
-from adde_core.ui.coming_next import coming_next
-from adde_core.ui.state import require_shell
+import datetime as dt
+
+import streamlit as st
+
+from adde_core.review import (
+    ORACLE_REVIEWER,
+    OracleReviewer,
+    candidate_sets,
+    candidates_frame,
+    decision_log,
+    decision_states,
+    export_dataset,
+    record_decisions,
+    valid_items,
+)
+from adde_core.ui.acquire_panel import ACTIVE_SET, gate_summary
+from adde_core.ui.feedback import run_action
+from adde_core.ui.review import review_grid, reviewer_name, show_messages
+from adde_core.ui.state import current_project, require_shell
 
 require_shell("pages/review.py")
+project = current_project()
+reviewer_name()
+st.title("Review")
+show_messages()
 
-coming_next("Review", [
-    "rank retrieved and generated candidates by α·uncertainty + β·diversity + γ·quality;",
-    "let you accept, reject, relabel or flag each one, saving every decision the moment you make it.",
-], issue=4)
+sets = candidate_sets(project.store)
+if sets.empty:
+    st.info("No candidates yet. On **Explore**, pick a sparse region or select points, then retrieve from the pool "
+            "or generate.")
+    st.page_link("pages/explore.py", label="Go to Explore", icon=":material/scatter_plot:")
+    st.stop()
+
+
+def _label(set_id: int) -> str:
+    row = sets.set_index("id").loc[set_id]
+    when = row["created_at"].strftime("%Y-%m-%d %H:%M") if isinstance(row["created_at"], dt.datetime) else ""
+    return (f"#{set_id} · {row['mode']} · {row['region'].get('region_id', '?')} · {row['n_candidates']} candidates "
+            f"· {row['strategy']} · iteration {row['iteration']} · {when}")
+
+
+ids = list(sets["id"])
+active = st.session_state.get(ACTIVE_SET)
+set_id = st.selectbox("Candidate set", ids, index=ids.index(active) if active in ids else 0, format_func=_label,
+                      key="review_set")
+st.session_state[ACTIVE_SET] = set_id
+region = sets.set_index("id").loc[set_id, "region"]
+if region.get("description"):
+    st.caption(region["description"])
+gate_summary(project, set_id)
+
+with st.expander("Oracle reviewer (simulation)"):
+    st.warning(f"The oracle is a **simulation** for demos and experiments: it decides with the hidden pool labels "
+               f"and, for generated items, a reference classifier trained on all real labelled data. Its decisions "
+               f"are stored under the reviewer name “{ORACLE_REVIEWER}”.")
+    if st.button("Let the oracle review the undecided candidates of this set", key="oracle_run"):
+        cands = candidates_frame(project.store, set_id)
+        decided = set(decision_states(project.store, list(cands["item_id"])).dropna(subset=["action"])["item_id"])
+        todo = cands[~cands["item_id"].isin(decided)]
+        requests = run_action(OracleReviewer(project).decide, todo, candidate_set_id=set_id)
+        if requests is not None:
+            done, conflicts = record_decisions(project.store, requests)
+            accepted = sum(d["action"] in ("accept", "relabel") for d in done)
+            st.success(f"Oracle decided {len(done)}: {accepted} accepted or relabelled "
+                       f"({accepted / max(len(done), 1):.0%}), {len(done) - accepted} rejected or flagged"
+                       + (f"; {len(conflicts)} conflicts" if conflicts else ""))
+
+review_grid(project, set_id, key="review")
+
+st.divider()
+valid = valid_items(project.store)
+st.subheader(f"D_valid for iteration {project.current_iteration}: {len(valid)} items")
+st.caption("Accepted and relabelled items; they join the dataset at the next iteration.")
+if not valid.empty:
+    st.dataframe(valid.drop(columns=["flags"]), hide_index=True, height=200)
+
+with st.expander("Export the dataset and the decision log"):
+    c1, c2 = st.columns([3, 1])
+    folder = c1.text_input("Folder", str(project.root / "exports" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")))
+    fmt = c2.selectbox("Format", ["parquet", "csv"])
+    if st.button("Export", key="export"):
+        summary = run_action(export_dataset, project, folder, fmt=fmt)
+        if summary is not None:
+            st.success(f"Wrote {summary.n_items} items ({summary.by_source}) and {summary.n_images} images to "
+                       f"{summary.folder}; manifest {summary.manifest.name}, log {summary.decisions.name}.")
+    log = decision_log(project.store)
+    st.download_button("Download the decision log (CSV)", log.to_csv(index=False), "decisions.csv", "text/csv",
+                       disabled=log.empty)

@@ -26,7 +26,4 @@ def selection_panel(items: pd.DataFrame, ids: list[str], *, subgroup: str | None
         c3.table(chosen[subgroup].fillna("(none)").value_counts().rename("n"))
     st.markdown("**Selected ids**")
     st.code(" ".join(chosen["id"].head(200)) + (" …" if len(chosen) > 200 else ""), language=None, wrap_lines=True)
-    a1, a2 = st.columns(2)
-    a1.button("Retrieve similar items from the pool", disabled=True, help="Coming next with acquisition (issue #4).")
-    a2.button("Generate items for this region", disabled=True, help="Coming next with acquisition (issue #4).")
     image_grid(chosen.head(40), columns=10, caption_fields=("label", "role"))

@@ -5,12 +5,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ["pages/data.py", "pages/explore.py", "pages/diversity.py", "pages/review.py", "pages/trends.py"]
-COMING_NEXT = ["pages/review.py", "pages/trends.py"]
+COMING_NEXT = ["pages/trends.py"]
 
 
 def _app_on_copy(source, tmp_path, monkeypatch) -> tuple[AppTest, object]:
@@ -107,3 +108,72 @@ def test_kmeans_option_reclusters_with_k_clusters(embedded_app):
     k.set_value(4).run()
     assert not at.exception
     assert any("· 4 clusters ·" in c.value for c in at.caption)
+
+
+def _select_and_retrieve(at, root, k: int = 12):
+    from adde_core.project import Project
+
+    ids = sorted(Project.open(root).items(roles=["pool"])["id"].head(20))
+    at.session_state["explore_map"] = {"selection": {"points": [{"customdata": [i]} for i in ids], "box": [],
+                                                     "lasso": []}}
+    at.run()
+    next(n for n in at.number_input if n.label == "Candidates").set_value(k).run()
+    next(b for b in at.button if b.label == "Retrieve candidates").click().run()
+    assert not at.exception
+
+
+def test_retrieve_and_review_inline_then_on_review_page(embedded_app):
+    from adde_core.project import Project
+    from adde_core.review import candidates_frame, decision_states
+
+    at, root = embedded_app
+    _select_and_retrieve(at, root)
+    project = Project.open(root)
+    cands = candidates_frame(project.store, 1)
+    assert len(cands) == 12
+    first, second = cands["item_id"][:2]
+    at.button(key=f"explore_review_acc_{first}").click().run()
+    at.button(key=f"explore_review_rej_{second}").click().run()
+    assert not at.exception
+    states = decision_states(project.store).set_index("item_id")
+    assert states.loc[first, "action"] == "accept" and states.loc[first, "label"] == cands["suggested_label"][0]
+    assert states.loc[second, "action"] == "reject"
+    assert states.loc[first, "reviewer"] == at.session_state["reviewer_name"]
+
+    at.switch_page("pages/review.py").run()
+    assert not at.exception
+    # Undo withdraws my latest decision (the reject), and the oracle then decides the rest.
+    at.button(key="review_undo").click().run()
+    assert pd.isna(decision_states(project.store).set_index("item_id").loc[second, "action"])
+    at.button(key="oracle_run").click().run()
+    assert not at.exception
+    assert any(s.value.startswith("Oracle decided 11") for s in at.success)
+    assert decision_states(project.store)["action"].notna().sum() == 12
+
+
+def test_second_tab_gets_a_conflict_not_an_overwrite(small_demo_embedded_dir, tmp_path, monkeypatch):
+    from adde_core.project import Project
+    from adde_core.review import decision_log, decision_states
+
+    tab_a, root = _app_on_copy(small_demo_embedded_dir, tmp_path, monkeypatch)
+    tab_a.switch_page("pages/explore.py").run()
+    _select_and_retrieve(tab_a, root, k=6)
+    tab_a.switch_page("pages/review.py").run()
+    tab_b = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    tab_b.session_state["reviewer_name"] = "bob"
+    tab_b.switch_page("pages/review.py").run()
+    item = candidates_frame_first(root)
+    tab_b.button(key=f"review_acc_{item}").click().run()  # bob accepts in his tab
+    tab_a.button(key=f"review_rej_{item}").click().run()  # the other tab still shows it undecided
+    assert not tab_a.exception
+    assert any("changed since you looked at it" in w.value and "bob" in w.value for w in tab_a.warning)
+    project = Project.open(root)
+    assert decision_states(project.store).set_index("item_id").loc[item, "action"] == "accept"
+    assert len(decision_log(project.store)) == 1
+
+
+def candidates_frame_first(root) -> str:
+    from adde_core.project import Project
+    from adde_core.review import candidates_frame
+
+    return str(candidates_frame(Project.open(root).store, 1)["item_id"][0])

@@ -49,6 +49,35 @@ def start_app(project: Path, log: Path, timeout: float = 180, *,
     raise RuntimeError(f"streamlit did not answer within {timeout} s:\n{log.read_text()}")
 
 
+TO_PAGE_XY = """(args) => {
+    const gd = document.querySelector('.js-plotly-plot');
+    const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
+    return args.map(([x, y]) => [r.left + xa._offset + xa.l2p(x), r.top + ya._offset + ya.l2p(y)]);
+}"""
+
+
+def box_select(page, x0: float, y0: float, x1: float, y1: float) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Drag a box selection on the first Plotly chart between two points in data coordinates.
+
+    Returns the page pixel positions of the two corners.
+    """
+    page.locator(".modebar-btn[data-title='Box Select']").first.click()
+    (px0, py0), (px1, py1) = page.evaluate(TO_PAGE_XY, [[x0, y0], [x1, y1]])
+    page.mouse.move(px0, py0)
+    page.mouse.down()
+    page.mouse.move((px0 + px1) / 2, (py0 + py1) / 2, steps=5)
+    page.mouse.move(px1, py1, steps=5)
+    page.mouse.up()
+    return (px0, py0), (px1, py1)
+
+
+def wait_idle(page, timeout: float = 60_000) -> None:
+    """Wait until the Streamlit script has finished its current run."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("[data-testid=stApp][data-test-script-state=notRunning]")).to_be_visible(timeout=timeout)
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():

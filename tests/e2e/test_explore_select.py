@@ -10,19 +10,12 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-TO_PAGE_XY = """(args) => {
-    const gd = document.querySelector('.js-plotly-plot');
-    const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
-    return args.map(([x, y]) => [r.left + xa._offset + xa.l2p(x), r.top + ya._offset + ya.l2p(y)]);
-}"""
-
-
 def test_box_selection_lists_the_ids_inside_the_box(browser, small_demo_embedded_dir, tmp_path):
     from playwright.sync_api import expect
 
     from adde_core.analysis import LatentMap
     from adde_core.project import Project
-    from tests.e2e.conftest import start_app
+    from tests.e2e.conftest import box_select, start_app
 
     root = tmp_path / "project"
     shutil.copytree(small_demo_embedded_dir, root)
@@ -41,13 +34,7 @@ def test_box_selection_lists_the_ids_inside_the_box(browser, small_demo_embedded
         # A box around the middle of the map, holding some but not all points.
         (x0, x1), (y0, y1) = np.quantile(xy[:, 0], [0.35, 0.65]), np.quantile(xy[:, 1], [0.35, 0.65])
 
-        page.locator(".modebar-btn[data-title='Box Select']").first.click()
-        (px0, py0), (px1, py1) = page.evaluate(TO_PAGE_XY, [[x0, y0], [x1, y1]])
-        page.mouse.move(px0, py0)
-        page.mouse.down()
-        page.mouse.move((px0 + px1) / 2, (py0 + py1) / 2, steps=5)
-        page.mouse.move(px1, py1, steps=5)
-        page.mouse.up()
+        (px0, py0), (px1, py1) = box_select(page, x0, y0, x1, y1)
 
         # The mouse moves in whole pixels, so points within 2 px of the box's edges may fall
         # either way; every other point must be listed exactly when it is inside the box.
