@@ -255,6 +255,38 @@ def _region_target(state: LoopState, region: RegionSpec, centroid: np.ndarray, *
     )
 
 
+#: Words CLIP scores against a region's centre to describe it in a generation prompt.
+ATTRIBUTE_VOCABULARY: tuple[str, ...] = (
+    "photo", "drawing", "silhouette", "sketch", "close-up", "far away", "small", "large", "standing", "lying down",
+    "running", "upright", "sideways", "grayscale", "colorful", "dark", "bright", "outdoors", "indoors", "blurry",
+)
+
+
+def zero_shot_attribute_words(embedder: Any, centroid: np.ndarray, *, vocabulary: tuple[str, ...] =
+                              ATTRIBUTE_VOCABULARY, top: int = 3) -> list[str]:
+    """The ``top`` vocabulary words whose CLIP text embedding is closest to the region's centre.
+
+    Only embedders with a text tower (``embed_texts``, i.e. OpenCLIP) can do this; others
+    return an empty list, and the prompt is then built from labels and examples alone.
+    """
+    if not hasattr(embedder, "embed_texts"):
+        return []
+    texts = np.asarray(embedder.embed_texts([f"a {w} image" for w in vocabulary]), dtype=np.float32)
+    c = np.asarray(centroid, dtype=np.float32)
+    sims = (texts / np.linalg.norm(texts, axis=1, keepdims=True)) @ (c / (np.linalg.norm(c) or 1.0))
+    return [vocabulary[i] for i in np.argsort(-sims, kind="stable")[:top]]
+
+
+def suggest_prompt(project: "Project", region: RegionSpec, *, model_key: str | None = None) -> str:
+    """A text-to-image prompt describing the region: its labels, nearest examples and, with CLIP, attribute words."""
+    from adde_core.acquisition.generation.diffusion import describe_region_prompt
+
+    state = loop_state(project, model_key)
+    centroid, _ = _region_vectors(state, region)
+    words = zero_shot_attribute_words(project.embedder_for(state.model_key), centroid)
+    return describe_region_prompt(_region_target(state, region, centroid, max_images=0), attribute_words=words)
+
+
 def trained_generator(project: "Project", state: LoopState, name: str, params: dict[str, Any] | None = None,
                       progress: "ProgressCallback | None" = None) -> Any:
     """The generator ``name`` fitted on the real items of D_t ∪ D_valid, trained once per dataset state.

@@ -80,15 +80,11 @@ def acquisition_panel(project: Project, region: RegionSpec, *, key: str, labels:
 
 
 def _suggested_prompt(project: Project, region: RegionSpec) -> str:
-    from adde_core.acquisition.generation.diffusion import describe_region_prompt
-
-    from adde_core.acquisition.acquire import _region_target, _region_vectors, loop_state
+    from adde_core.acquisition.acquire import suggest_prompt
 
     try:
-        state = loop_state(project)
-        centroid, _ = _region_vectors(state, region)
-        return describe_region_prompt(_region_target(state, region, centroid, max_images=0))
-    except Exception:  # noqa: BLE001 - a prompt suggestion must never break the panel
+        return suggest_prompt(project, region)
+    except Exception:  # noqa: BLE001 - a prompt suggestion must never break the panel; the user can type one
         return ""
 
 

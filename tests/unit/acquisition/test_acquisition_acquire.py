@@ -143,3 +143,25 @@ def test_generation_stores_gated_candidates_with_provenance(project):
     assert set(kept) <= set(stored.ids)
     again = project.acquire(horses, mode="retrieve", k=10)
     assert not set(again.candidates["id"]) & set(kept)
+
+
+def test_zero_shot_attribute_words_pick_the_closest_texts():
+    from adde_core.acquisition.acquire import zero_shot_attribute_words
+
+    class TextTower:
+        def embed_texts(self, texts):
+            # One axis per word: "a w image" for vocabulary word i is e_i.
+            return np.eye(len(texts), dtype=np.float32)
+
+    vocab = ("dark", "bright", "small", "large")
+    centroid = np.array([0.1, 0.9, 0.0, 0.5], dtype=np.float32)
+    assert zero_shot_attribute_words(TextTower(), centroid, vocabulary=vocab, top=2) == ["bright", "large"]
+    assert zero_shot_attribute_words(object(), centroid, vocabulary=vocab) == []
+
+
+def test_suggested_prompt_describes_the_region(analysed, project):
+    from adde_core.acquisition.acquire import RegionSpec, suggest_prompt
+
+    seed = project.items(roles=["seed"])
+    prompt = suggest_prompt(project, RegionSpec.from_selection(list(seed.loc[seed["label"] == "horse", "id"])))
+    assert "horse" in prompt
