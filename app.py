@@ -18,9 +18,7 @@ pages = st.navigation(
             st.Page("pages/explore.py", title="Explore", icon=":material/scatter_plot:"),
             st.Page("pages/diversity.py", title="Diversity", icon=":material/insights:"),
             st.Page("pages/review.py", title="Review", icon=":material/fact_check:"),
-        ],
-        "Coming next": [
-            st.Page("pages/trends.py", title="Trends (coming next)", icon=":material/trending_up:"),
+            st.Page("pages/trends.py", title="Trends", icon=":material/trending_up:"),
         ],
     }
 )

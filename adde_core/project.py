@@ -308,6 +308,23 @@ class Project:
             return acquire_by_generation(self, region, **kwargs)
         raise AddeError(f"unknown acquisition mode {mode!r}: use 'retrieve' or 'generate'")
 
+    # ------------------------------------------------------------- the loop
+    def next_iteration(self, *, model_key: str | None = None) -> Any:
+        """Close the iteration: D_{t+1} = D_t ∪ D_valid, retrain, measure, adapt weights, check stopping.
+
+        See :func:`adde_core.loop.runner.advance`; returns an
+        :class:`~adde_core.loop.iteration.IterationSummary`.
+        """
+        from adde_core.loop.runner import advance
+
+        return advance(self, model_key=model_key)
+
+    def metrics_history(self) -> pd.DataFrame:
+        """Every iteration's recorded metrics, one row per iteration."""
+        from adde_core.loop.iteration import metrics_history
+
+        return metrics_history(self)
+
     def embeddings(self, model_key: str) -> StoredEmbeddings:
         """The stored embedding set for ``model_key``; raises AddeError naming what exists when absent."""
         stored = self.store.load_embeddings(model_key)

@@ -1,11 +1,85 @@
-"""Trends page (coming next): quality, fairness and diversity across iterations."""
+"""Trends page: step the loop (by hand or with the oracle) and watch quality, fairness and diversity evolve."""
 
-from adde_core.ui.coming_next import coming_next
-from adde_core.ui.state import require_shell
+import pandas as pd
+import streamlit as st
+
+from adde_core.analysis import LatentMap
+from adde_core.errors import AddeError
+from adde_core.loop import StoppingConfig
+from adde_core.loop.runner import check_stop, run_oracle_iteration, set_stopping_config, stopping_config
+from adde_core.review import valid_items
+from adde_core.ui.feedback import progress_bar, run_action
+from adde_core.ui.state import current_project, require_shell
+from adde_core.ui.trends import evolving_map_figure, trends_figure
 
 require_shell("pages/trends.py")
+project = current_project()
+st.title("Trends")
+if project.store.embedding_sets().empty:
+    st.info("No embeddings yet: embed the data on the **Data** page first.")
+    st.stop()
 
-coming_next("Trends", [
-    "plot accuracy, macro-F1, worst-group accuracy, fairness gaps and diversity over iterations;",
-    "replay the evolving latent map with a slider over iterations.",
-], issue=5)
+t = project.current_iteration
+valid = valid_items(project.store)
+st.markdown(f"**Iteration {t}** · D_valid so far: **{len(valid)}** accepted or relabelled items")
+
+with st.expander("Stopping rules"):
+    current = stopping_config(project)
+    c1, c2, c3, c4 = st.columns(4)
+    budget = c1.number_input("Label budget (0 = none)", 0, 1_000_000, current.label_budget or 0, 10)
+    target = c2.number_input("Target val accuracy (0 = none)", 0.0, 1.0, current.target_accuracy or 0.0, 0.01)
+    plateau = c3.number_input("Plateau over k iterations", 1, 50, current.plateau_iterations or 3)
+    max_it = c4.number_input("Max iterations (0 = none)", 0, 1000, current.max_iterations or 0)
+    chosen = StoppingConfig(label_budget=budget or None, target_accuracy=target or None, plateau_iterations=plateau,
+                            plateau_tolerance=current.plateau_tolerance, max_iterations=max_it or None)
+    if chosen != current:
+        set_stopping_config(project, chosen)
+
+c1, c2, c3 = st.columns([2, 2, 3])
+if c1.button("Next iteration with my decisions", help="D_{t+1} = D_t ∪ D_valid, retrain, measure, adapt."):
+    summary = run_action(project.next_iteration)
+    if summary is not None:
+        st.success(f"Iteration {summary.index}: added {summary.added or 'nothing'}")
+with c3.popover("Oracle stepping (simulation)"):
+    st.caption("The oracle is a simulation: hidden pool labels, and a reference head for generated items.")
+    per_iteration = st.number_input("Labels per iteration", 4, 500, 40, 4)
+    generate = st.checkbox("Include generation (cvae)", value=True)
+    one = st.button("Run one iteration with the oracle", key="oracle_one")
+    until = st.button("Run until a stopping rule fires (at most 10)", key="oracle_until")
+if one or until:
+    for _ in range(10 if until else 1):
+        summary = run_action(run_oracle_iteration, project, budget=int(per_iteration), generate=generate,
+                             progress=progress_bar(f"Iteration {project.current_iteration} with the oracle"))
+        if summary is None:
+            break
+        st.success(f"Iteration {summary.index}: added {summary.added}. " + " · ".join(summary.effects[:3]))
+        if summary.stop_reason or not until:
+            break
+decision = check_stop(project) if project.current_iteration > 0 else None
+if decision is not None:
+    (st.warning if decision.stop else st.caption)(decision.reason)
+
+history = project.metrics_history()
+if "val_accuracy" not in history or history["val_accuracy"].isna().all():
+    st.info("No metrics yet: run an iteration (or click **Next iteration**) to record the first numbers.")
+    st.stop()
+st.plotly_chart(trends_figure(history), key="trends_chart")
+
+st.subheader("The evolving latent map")
+try:
+    latent = LatentMap.load(project.map_path(project.default_model_key()))
+except (AddeError, FileNotFoundError):
+    st.info("Open **Explore** once to compute the map.")
+    st.stop()
+coords = pd.DataFrame({"id": latent.ids, "x": latent.coords[:, 0], "y": latent.coords[:, 1]})
+items = project.items()[["id", "role", "label", "source", "iteration_added"]]
+shown = st.slider("Iteration", 0, max(project.current_iteration, 1), project.current_iteration, key="map_iteration",
+                  disabled=project.current_iteration == 0)
+st.plotly_chart(evolving_map_figure(coords, items, int(shown)), key="evolving_map")
+
+st.subheader("Iterations")
+table = history.drop(columns=[c for c in history.columns if "." in c or c == "config"])
+table["effects"] = [" · ".join(e) if isinstance(e, list) else "" for e in table["effects"]]
+cols = [c for c in ("iteration", "val_accuracy", "fair_worst_group_accuracy", "vendi_q1", "labels_spent",
+                    "added_pool", "added_synthetic", "effects", "stop_reason") if c in table]
+st.dataframe(table[cols], hide_index=True)

@@ -11,7 +11,6 @@ from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ["pages/data.py", "pages/explore.py", "pages/diversity.py", "pages/review.py", "pages/trends.py"]
-COMING_NEXT = ["pages/trends.py"]
 
 
 def _app_on_copy(source, tmp_path, monkeypatch) -> tuple[AppTest, object]:
@@ -34,13 +33,6 @@ def test_every_page_opens_without_exception(app):
         app.switch_page(page).run()
         assert not app.exception, page
         assert app.title, page
-
-
-def test_coming_next_pages_show_no_numbers(app):
-    for page in COMING_NEXT:
-        app.switch_page(page).run()
-        assert not app.metric, page
-        assert any("Coming next" in i.value for i in app.info), page
 
 
 def test_data_page_shows_counts_and_images(app, small_demo_spec):
@@ -177,3 +169,23 @@ def candidates_frame_first(root) -> str:
     from adde_core.review import candidates_frame
 
     return str(candidates_frame(Project.open(root).store, 1)["item_id"][0])
+
+
+def test_trends_steps_one_oracle_iteration_and_draws_the_curves(embedded_app):
+    from adde_core.project import Project
+
+    at, root = embedded_app
+    at.switch_page("pages/trends.py").run()
+    assert not at.exception
+    assert any("No metrics yet" in i.value for i in at.info)
+    next(c for c in at.checkbox if c.label == "Include generation (cvae)").uncheck().run()
+    at.button(key="oracle_one").click().run()
+    assert not at.exception
+    assert any(s.value.startswith("Iteration 1: added") for s in at.success)
+    project = Project.open(root)
+    history = project.metrics_history()
+    assert list(history["iteration"]) == [0, 1]
+    added = int(history.loc[1, "added_pool"])
+    assert added > 0 and history.loc[1, "n_dataset"] == history.loc[0, "n_dataset"] + added
+    assert len(at.get("plotly_chart")) == 2  # the trend panels and the evolving map
+    assert project.current_iteration == 1

@@ -108,6 +108,8 @@ def test_kill_9_mid_review_loses_no_confirmed_decision(browser, small_demo_embed
     try:
         page = _open_page(browser, url, "review", "text=Next up")
         focus = page.locator("[data-testid=stMarkdownContainer]", has_text="Next up")
+        # Shortcuts go to the page, not to a text box: put the focus on the page body first.
+        page.get_by_role("heading", name="Review").first.click()
         for i in range(1, 41):
             item_id = re.search(r"#\d+ ([\w.-]+) · suggested", focus.inner_text()).group(1)
             page.keyboard.press("a")  # the focus card's shortcut for Accept
