@@ -19,6 +19,7 @@ pages = st.navigation(
             st.Page("pages/diversity.py", title="Diversity", icon=":material/insights:"),
             st.Page("pages/review.py", title="Review", icon=":material/fact_check:"),
             st.Page("pages/trends.py", title="Trends", icon=":material/trending_up:"),
+            st.Page("pages/simulations.py", title="Simulations", icon=":material/science:"),
         ],
     }
 )

@@ -102,6 +102,66 @@ def cmd_info(args: argparse.Namespace) -> None:
     print(project.store.embedding_sets().to_string(index=False))
 
 
+def _simulation_data(args: argparse.Namespace, out: Path):
+    """SimulationData from a project folder, an image folder or a manifest (plus optional embeddings)."""
+    from adde_core.loop.simulate import SimulationData
+    from adde_core.loop.simulate_report import assign_simulation_roles
+    from adde_core.project import PROJECT_FILE, Project
+
+    path = Path(args.data)
+    if (path / PROJECT_FILE).exists():
+        project = Project.open(path)
+    else:
+        project = Project.open_or_create(out / "project")
+        if project.counts().empty:
+            with _bar("ingesting") as progress:
+                if path.is_dir():
+                    report = project.ingest_folder(path, role="seed", progress=progress)
+                else:
+                    report = project.ingest_manifest(path, embeddings=args.embeddings, default_role="seed",
+                                                     progress=progress)
+            _print_report(report)
+    sets = project.store.embedding_sets()
+    if sets.empty:
+        _embed(project, args.model, {})
+    model_key = project.default_model_key()
+    items = project.store.items_frame(include_hidden=True)
+    roles = set(items["role"])
+    if {"seed", "pool", "val"} <= roles:
+        return SimulationData.from_project(project, model_key), project
+    # A fully labelled dataset without a split: make one (documented in assign_simulation_roles).
+    stored = project.embeddings(model_key)
+    frame = items.set_index("id").reindex(stored.ids)
+    labels = frame["oracle_label"].fillna(frame["label"]).to_numpy()
+    split = assign_simulation_roles(labels, seed_per_class=args.seed_per_class, random_state=0)
+    print(f"no seed/pool/val split in the data: using seed {int((split == 'seed').sum())}, "
+          f"val {int((split == 'val').sum())}, pool {int((split == 'pool').sum())} (labels hidden from strategies)")
+    paths = [str(project.resolve_uri(u)) if isinstance(u, str) else None for u in frame["uri"]]
+    embed = None
+    if all(paths) and not model_key.startswith("precomputed:"):
+        from adde_core.loop.simulate import embedder_fn
+
+        embed = embedder_fn(project.embedder_for(model_key))
+    return SimulationData.from_arrays(stored.vectors, split, labels, ids=stored.ids, paths=paths if all(paths) else None,
+                                      embed_images=embed, name=project.name), project
+
+
+def cmd_simulate(args: argparse.Namespace) -> None:
+    import datetime as dt
+    import shlex
+
+    from adde_core.loop.simulate_report import run_and_report
+
+    out = Path(args.out or f"simulations/{dt.datetime.now():%Y%m%d-%H%M%S}")
+    data, project = _simulation_data(args, out)
+    print(f"data {data.name}: seed {len(data.X_seed)}, pool {len(data.X_pool)}, val {len(data.X_val)}, "
+          f"can generate: {data.can_generate}")
+    command = "python -m adde_core " + " ".join(shlex.quote(a) for a in args.argv)
+    run_and_report(data, args.strategy, budget=args.budget, rounds=args.rounds, seeds=args.seeds,
+                   out=out, command=command, log=lambda line: print(line, flush=True))
+    project.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m adde_core`` argument parser."""
     parser = argparse.ArgumentParser(prog="python -m adde_core", description="ADDE command line")
@@ -129,6 +189,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], help="embedder parameter key=value (repeatable)")
     p.set_defaults(func=cmd_embed)
 
+    from adde_core.loop.simulate import SIM_STRATEGIES
+
+    p = sub.add_parser("simulate", help="run the loop headless with the oracle reviewer, against baselines")
+    p.add_argument("--data", required=True,
+                   help="an ADDE project, an image folder (one sub-folder per class) or a CSV/Parquet manifest")
+    p.add_argument("--embeddings", help="precomputed embeddings (.npy/.parquet) for the manifest's rows")
+    p.add_argument("--model", default=None, help="embedder when the data has no embeddings (default efficientnet)")
+    p.add_argument("--strategy", nargs="+", default=["adde", "random", "uncertainty"], choices=list(SIM_STRATEGIES))
+    p.add_argument("--budget", type=int, default=300, help="oracle labels in all")
+    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--seed-per-class", type=int, default=10, help="seed size per class when the data has no split")
+    p.add_argument("--out", default=None, help="report folder (default simulations/<timestamp>)")
+    p.set_defaults(func=cmd_simulate)
+
     p = sub.add_parser("info", help="print a project's counts and embedding sets")
     p.add_argument("--project", required=True)
     p.set_defaults(func=cmd_info)
@@ -138,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; user errors print one line and exit 2 instead of a traceback."""
     args = build_parser().parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     try:
         args.func(args)
     except AddeError as exc:

@@ -10,7 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ["pages/data.py", "pages/explore.py", "pages/diversity.py", "pages/review.py", "pages/trends.py"]
+PAGES = ["pages/data.py", "pages/explore.py", "pages/diversity.py", "pages/review.py", "pages/trends.py",
+         "pages/simulations.py"]
 
 
 def _app_on_copy(source, tmp_path, monkeypatch) -> tuple[AppTest, object]:
@@ -189,3 +190,23 @@ def test_trends_steps_one_oracle_iteration_and_draws_the_curves(embedded_app):
     assert added > 0 and history.loc[1, "n_dataset"] == history.loc[0, "n_dataset"] + added
     assert len(at.get("plotly_chart")) == 2  # the trend panels and the evolving map
     assert project.current_iteration == 1
+
+
+def test_simulations_page_shows_a_report(app, tmp_path, monkeypatch):
+    import numpy as np
+
+    from adde_core.cli import main
+
+    rng = np.random.default_rng(1)
+    X = np.concatenate([rng.normal(0, 1, (60, 8)), rng.normal(2, 1, (60, 8))]).astype(np.float32)
+    pd.DataFrame({"id": [f"r{i}" for i in range(120)], "label": ["a"] * 60 + ["b"] * 60}).to_csv(tmp_path / "m.csv",
+                                                                                               index=False)
+    np.save(tmp_path / "e.npy", X)
+    root = Path(app.session_state["project_path"])
+    assert main(["simulate", "--data", str(tmp_path / "m.csv"), "--embeddings", str(tmp_path / "e.npy"), "--strategy",
+                 "random", "--budget", "6", "--rounds", "2", "--seeds", "1", "--seed-per-class", "3",
+                 "--out", str(root / "simulations" / "tiny")]) == 0
+    app.switch_page("pages/simulations.py").run()
+    assert not app.exception
+    assert any(c.value.startswith("python -m adde_core simulate") for c in app.code)
+    assert len(app.dataframe) == 1 and len(app.get("image")) == 4
