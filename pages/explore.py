@@ -10,6 +10,7 @@ from adde_core.ui.figures import COLOR_BY, map_frame, selected_ids
 from adde_core.ui.review import review_grid, reviewer_name, show_messages
 from adde_core.ui.selection_panel import selection_panel
 from adde_core.ui.state import current_project, require_shell
+from adde_core.ui.thumbnails import ensure_thumbnails, hover_thumbnails
 
 require_shell("pages/explore.py")
 project = current_project()
@@ -56,9 +57,10 @@ with left:
                      region.region_id if region is not None else None, frame, regions,
                      set(region.member_ids) if region is not None else None)
     event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), key="explore_map")
+    hover_thumbnails(ensure_thumbnails(project))
     st.caption(f"{len(frame):,} items · {result.clusters.n_clusters} clusters · "
                f"map from `{result.map.model_key}` (fingerprint {result.map.fingerprint[:10]}) · "
-               "hover for fields, select to see images")
+               "hover for a thumbnail and fields, select to see images")
 
 ids = selected_ids(event)
 spec = RegionSpec.from_selection(ids) if ids else RegionSpec.from_sparse(region) if region is not None else None

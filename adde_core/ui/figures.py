@@ -40,7 +40,8 @@ def latent_map_figure(frame: pd.DataFrame, *, color_by: str, regions: pd.DataFra
                       highlight: set[str] | None = None, height: int = 640) -> go.Figure:
     """A WebGL scatter of the map with sparse regions marked, ready for box/lasso selection.
 
-    Every point carries its item id as ``customdata[0]``; region markers carry
+    Every point carries its item id as ``customdata[0]`` and its label as
+    ``customdata[1]`` (the hover thumbnail's caption reads them); region markers carry
     ``"region:<id>"`` so that selection code can tell them apart.
     """
     color = color_by if color_by in frame else "cluster"
@@ -51,7 +52,10 @@ def latent_map_figure(frame: pd.DataFrame, *, color_by: str, regions: pd.DataFra
         "color_discrete_sequence": px.colors.qualitative.Dark24 + px.colors.qualitative.Light24,
         # Noise and unlabelled points are context, not categories: draw them grey.
         "color_discrete_map": {"noise": "lightgrey", "(unlabelled)": "lightgrey", "(none)": "lightgrey"}}
-    fig = px.scatter(frame, x="x", y="y", color=color, custom_data=["id"], hover_data=hover,
+    # Plotly Express shares customdata columns with hover_data, so "label" costs nothing
+    # extra unless the map is coloured by label.
+    custom = [c for c in ("id", "label") if c in frame]
+    fig = px.scatter(frame, x="x", y="y", color=color, custom_data=custom, hover_data=hover,
                      render_mode="webgl", height=height, **kwargs)
     fig.update_traces(marker={"size": 4, "opacity": 0.75})
     if highlight:
