@@ -140,7 +140,7 @@ def review_grid(project: Project, set_id: int, *, key: str, page_size: int = 12,
     show = st.segmented_control("Show", ["undecided", "all", "decided"], default="undecided", key=f"{key}_show")
     view = cands if show == "all" else cands[cands["decision"].isna() == (show != "decided")]
     n_pages = max(1, -(-len(view) // page_size))
-    page = int(st.number_input("Page", 1, n_pages, 1, key=f"{key}_page")) if n_pages > 1 else 1
+    page = int(st.select_slider("Page", list(range(1, n_pages + 1)), key=f"{key}_page")) if n_pages > 1 else 1
     shown = view.iloc[(page - 1) * page_size: page * page_size]
     done = int(cands["decision"].notna().sum())
     st.progress(done / len(cands), text=f"{done}/{len(cands)} decided · showing {len(shown)} ({show})")

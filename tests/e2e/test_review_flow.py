@@ -88,7 +88,7 @@ def test_retrieve_accept_reject_then_reload(browser, small_demo_embedded_dir, tm
 
 
 def test_kill_9_mid_review_loses_no_confirmed_decision(browser, small_demo_embedded_dir, tmp_path):
-    """200 candidates reviewed with the keyboard; SIGKILL the server mid-way; every confirmed decision is stored."""
+    """200 candidates reviewed one by one; SIGKILL the server mid-way; every confirmed decision is stored."""
     from playwright.sync_api import expect
 
     from adde_core.project import Project
@@ -108,15 +108,14 @@ def test_kill_9_mid_review_loses_no_confirmed_decision(browser, small_demo_embed
     try:
         page = _open_page(browser, url, "review", "text=Next up")
         focus = page.locator("[data-testid=stMarkdownContainer]", has_text="Next up")
-        # Shortcuts go to the page, not to a text box: put the focus on the page body first.
-        page.get_by_role("heading", name="Review").first.click()
+        accept = page.locator(".st-key-review_focus_accept button")
         for i in range(1, 41):
             item_id = re.search(r"#\d+ ([\w.-]+) · suggested", focus.inner_text()).group(1)
-            page.keyboard.press("a")  # the focus card's shortcut for Accept
-            expect(page.get_by_text(f"{i}/200 decided")).to_be_visible(timeout=30_000)
+            accept.click()
+            expect(page.get_by_text(f"{i}/200 decided")).to_be_visible(timeout=60_000)
             confirmed.append(item_id)
             wait_idle(page)
-        page.keyboard.press("a")  # one more in flight...
+        accept.click()  # one more in flight...
         os.kill(proc.pid, signal.SIGKILL)  # ...and the server dies without any chance to clean up
         proc.wait(timeout=30)
     finally:
