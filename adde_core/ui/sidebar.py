@@ -19,5 +19,6 @@ def render_sidebar(project: Project) -> None:
             return
         table = counts.pivot_table(index="role", columns="source", values="n", aggfunc="sum", fill_value=0)
         table["total"] = table.sum(axis=1)
+        table = table.rename(columns={"synthetic": "synth"})  # five columns must fit the sidebar
         # st.table renders real HTML (st.dataframe draws on a canvas), so counts are readable and testable.
         st.table(table)
