@@ -176,7 +176,7 @@ class Project:
         params = dict(params or {})
         if name == "precomputed":
             return self._precomputed_summary(params.get("name"))
-        embedder = create_embedder(name, **params)
+        embedder = create_embedder(name, **self._resolve_params(params))
         frame = self.store.items_frame()
         frame = frame[frame["content_hash"].notna()]
         if frame.empty:
@@ -263,7 +263,13 @@ class Project:
         from adde_core.embedding import create_embedder
 
         name, params = self.embed_params(model_key)
-        return create_embedder(name, **params)
+        return create_embedder(name, **self._resolve_params(params))
+
+    def _resolve_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Embedder parameters with project-relative files (fine-tuned ``weights``) made absolute."""
+        if isinstance(params.get("weights"), str):
+            return {**params, "weights": str(self.resolve_uri(params["weights"]))}
+        return params
 
     def head(self, model_key: str | None = None) -> Any:
         """f_θ's head for this iteration: a :class:`~adde_core.model.LinearHead` fitted on D_t's labelled items.

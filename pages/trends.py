@@ -55,6 +55,19 @@ if one or until:
         st.success(f"Iteration {summary.index}: added {summary.added}. " + " · ".join(summary.effects[:3]))
         if summary.stop_reason or not until:
             break
+with st.expander("Fine-tune the backbone (optional; GPU recommended)"):
+    from adde_core.model.finetune import FINETUNE_NOTE, finetune_backbone
+
+    st.caption(FINETUNE_NOTE + " The result is a new embedding set (and a new map), selectable on Explore; "
+               "the frozen set stays.")
+    epochs = st.number_input("Epochs", 1, 50, 3, key="ft_epochs")
+    if st.button("Fine-tune on D_t and re-embed", key="ft_run"):
+        result = run_action(finetune_backbone, project, epochs=int(epochs), progress=progress_bar("Fine-tuning"),
+                            embed_progress=progress_bar("Re-embedding"))
+        if result is not None:
+            st.success(f"New embedding set {result.model_key}: {result.n_train} training items, {result.epochs} "
+                       f"epochs on {result.device}, train accuracy {result.train_accuracy:.3f}, "
+                       f"{result.seconds:.0f} s")
 decision = check_stop(project) if project.current_iteration > 0 else None
 if decision is not None:
     (st.warning if decision.stop else st.caption)(decision.reason)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.resources
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -11,6 +13,7 @@ from PIL import Image
 
 from adde_core.device import resolve_device
 from adde_core.embedding.base import ProgressCallback, run_batches, unit_rows
+from adde_core.embedding.cache import file_sha1
 from adde_core.embedding.images import ImageInput, load_rgb
 from adde_core.errors import AddeError, WeightsUnavailableError
 
@@ -39,24 +42,34 @@ class EfficientNetLite0Embedder:
         silhouettes) as well.
     device : str, default "auto"
         ``"auto"``, ``"cpu"`` or ``"cuda"``; see :func:`adde_core.device.resolve_device`.
+    weights : str, optional
+        A ``.safetensors`` file holding a fine-tuned backbone state dict (as
+        written by :func:`adde_core.model.finetune.finetune_backbone`), loaded on
+        top of the ImageNet weights. Only safetensors is accepted: unlike a
+        pickled checkpoint, it cannot run code when loaded.
 
     Attributes
     ----------
     key : str
-        ``"efficientnet-lite0@<image_size>"``.
+        ``"efficientnet-lite0@<image_size>"``, or with ``weights``
+        ``"efficientnet-lite0@<image_size>+ft-<first 10 hex digits of the file's SHA-1>"``,
+        so vectors from different weights never share a cache entry.
     dim : int
         1280.
     """
 
     dim = 1280
 
-    def __init__(self, *, image_size: int = 112, device: str = "auto") -> None:
+    def __init__(self, *, image_size: int = 112, device: str = "auto", weights: str | None = None) -> None:
         if isinstance(image_size, bool) or not isinstance(image_size, int) or not 32 <= image_size <= 1024:
             raise AddeError(f"image_size must be an integer between 32 and 1024, got {image_size!r}.")
         self.image_size = image_size
         self.device = resolve_device(device)
+        self.weights = weights
         self.key = f"efficientnet-lite0@{image_size}"
-        self._model = _load_model(image_size, self.device)
+        if weights is not None:
+            self.key += f"+ft-{finetuned_weights_id(weights)}"
+        self._model = _load_model(image_size, self.device, weights)
 
     def embed_images(
         self,
@@ -120,10 +133,7 @@ class EfficientNetLite0Embedder:
 
     def _prepare(self, batch: Sequence[ImageInput]) -> torch.Tensor:
         """Decode and resize a batch into a uint8 NHWC tensor on the CPU."""
-        import torch
-
-        arrays = [np.asarray(_square(load_rgb(item), self.image_size)) for item in batch]
-        return torch.from_numpy(np.stack(arrays))
+        return prepare_images(batch, self.image_size)
 
     def _logits(self, batch: torch.Tensor) -> np.ndarray:
         """Run the network and its ImageNet classifier on a uint8 NHWC batch."""
@@ -136,20 +146,93 @@ class EfficientNetLite0Embedder:
         """Run the network on a uint8 NHWC batch and return pooled 1280-d features."""
         import torch
 
-        mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1) * 255
-        std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1) * 255
         # On a CPU, activations of more than about 32 images at 112 px overflow the
         # caches: 64 at once ran 25-35% slower than two chunks of 32 (2-core EPYC).
         chunk = len(batch) if self.device.type == "cuda" else max(1, 32 * 112**2 // self.image_size**2)
         pooled = []
         with torch.inference_mode():
             for start in range(0, len(batch), chunk):
-                # permute() of an NHWC array is already a channels_last NCHW view, the
-                # layout oneDNN runs this network fastest in (about 2x on a CPU).
-                x = batch[start : start + chunk].to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
-                x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
-                pooled.append(self._model.extract_features(x).mean(dim=(2, 3)))
+                x = batch[start : start + chunk].to(self.device, non_blocking=True).permute(0, 3, 1, 2)
+                pooled.append(self._model.extract_features(normalize_batch(x)).mean(dim=(2, 3)))
         return torch.cat(pooled)
+
+
+def prepare_images(images: Sequence[ImageInput], image_size: int) -> torch.Tensor:
+    """Decode images and bring them to the model's square input size.
+
+    This is the embedder's deterministic preprocessing (RGB, shorter side to
+    ``image_size`` with bicubic resampling, center crop); fine-tuning reuses it
+    so the backbone is trained on the same pixels it later embeds.
+
+    Parameters
+    ----------
+    images : sequence of str, os.PathLike or PIL.Image.Image
+    image_size : int
+
+    Returns
+    -------
+    torch.Tensor
+        uint8 tensor of shape ``(n, image_size, image_size, 3)`` (NHWC) on the CPU.
+
+    Raises
+    ------
+    AddeError
+        If an image cannot be read; the message names the file.
+    """
+    import torch
+
+    arrays = [np.asarray(_square(load_rgb(item), image_size)) for item in images]
+    return torch.from_numpy(np.stack(arrays))
+
+
+def normalize_batch(batch: torch.Tensor) -> torch.Tensor:
+    """Turn a uint8 (or 0-255 float) NCHW batch into the network's normalised float input.
+
+    Parameters
+    ----------
+    batch : torch.Tensor
+        Shape ``(n, 3, h, w)``, values in 0-255, on any device.
+
+    Returns
+    -------
+    torch.Tensor
+        float32, ImageNet mean/std normalised, in channels_last memory format.
+    """
+    import torch
+
+    mean = torch.tensor(IMAGENET_MEAN, device=batch.device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(IMAGENET_STD, device=batch.device).view(1, 3, 1, 1) * 255
+    # permute() of an NHWC array is already a channels_last NCHW view, the layout
+    # oneDNN runs this network fastest in (about 2x on a CPU); keep it that way.
+    return ((batch.float() - mean) / std).contiguous(memory_format=torch.channels_last)
+
+
+def finetuned_weights_id(weights: str | os.PathLike[str]) -> str:
+    """Return the first 10 hex digits of a fine-tuned weights file's SHA-1, after checking the file.
+
+    Parameters
+    ----------
+    weights : str or os.PathLike
+        Path of a ``.safetensors`` file.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    AddeError
+        If the path does not end in ``.safetensors`` or the file does not exist.
+    """
+    path = Path(os.fspath(weights))
+    if path.suffix != ".safetensors":
+        raise AddeError(
+            f"Fine-tuned weights must be a .safetensors file, got {path}; pickled checkpoints (.pt, .pth) "
+            "are refused because loading them can run arbitrary code."
+        )
+    if not path.is_file():
+        raise AddeError(f"Fine-tuned weights file {path} does not exist; fine-tune the backbone again.")
+    return file_sha1(path)[:10]
 
 
 def _square(image: Image.Image, size: int) -> Image.Image:
@@ -192,8 +275,35 @@ def weights_path() -> str:
     return str(resource)
 
 
-def _load_model(image_size: int, device: torch.device) -> torch.nn.Module:
-    """Build EfficientNet-Lite0 for ``image_size`` inputs and load the ImageNet weights."""
+def _load_model(image_size: int, device: torch.device, weights: str | None = None) -> torch.nn.Module:
+    """Build EfficientNet-Lite0 for inference: ImageNet (and optional fine-tuned) weights, BatchNorm fused."""
+    import torch
+
+    model = build_model(image_size, weights)
+    return _fuse_batchnorm(model.eval()).to(device, memory_format=torch.channels_last)
+
+
+def build_model(image_size: int, weights: str | None = None) -> torch.nn.Module:
+    """Build an unfused, trainable EfficientNet-Lite0 on the CPU with the ImageNet weights.
+
+    Parameters
+    ----------
+    image_size : int
+        Input side the padding is computed for.
+    weights : str, optional
+        A ``.safetensors`` backbone state dict loaded on top of the ImageNet weights.
+        It must hold every parameter and buffer except the ImageNet classifier ``_fc``.
+
+    Returns
+    -------
+    torch.nn.Module
+        The ``efficientnet_lite_pytorch`` model, in training mode.
+
+    Raises
+    ------
+    AddeError
+        If a package or file is missing, or ``weights`` is not a matching backbone.
+    """
     import torch
 
     try:
@@ -210,7 +320,34 @@ def _load_model(image_size: int, device: torch.device) -> torch.nn.Module:
     model = EfficientNet.from_name("efficientnet-lite0", image_size=image_size)
     state = torch.load(weights_path(), map_location="cpu", weights_only=True)
     model.load_state_dict(state, strict=True)
-    return _fuse_batchnorm(model.eval()).to(device, memory_format=torch.channels_last)
+    if weights is not None:
+        _load_backbone(model, weights)
+    return model
+
+
+def _load_backbone(model: torch.nn.Module, weights: str) -> None:
+    """Overwrite the backbone with a fine-tuned state dict read from a safetensors file."""
+    finetuned_weights_id(weights)  # checks the suffix and that the file exists
+    try:
+        from safetensors.torch import load_file
+
+        state = load_file(os.fspath(weights), device="cpu")
+    except ModuleNotFoundError as exc:
+        raise AddeError("Loading fine-tuned weights needs `safetensors`: run `pip install safetensors` "
+                        "(see requirements.txt).") from exc
+    except Exception as exc:  # SafetensorError, OSError: a truncated or foreign file
+        raise AddeError(f"Cannot read fine-tuned weights {weights}: not a valid safetensors file ({exc}).") from exc
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatch: another architecture or image size
+        raise AddeError(f"Fine-tuned weights {weights} do not fit EfficientNet-Lite0: {exc}") from exc
+    missing = [k for k in result.missing_keys if not k.startswith("_fc.")]
+    if missing or result.unexpected_keys:
+        raise AddeError(
+            f"Fine-tuned weights {weights} are not an EfficientNet-Lite0 backbone: "
+            f"{len(missing)} missing tensors (e.g. {missing[:3]}), "
+            f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[:3]})."
+        )
 
 
 def _fuse_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
