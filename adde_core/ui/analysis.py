@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -14,22 +17,42 @@ from adde_core.ui.figures import latent_map_figure
 _STEPS = ("latent map", "clusters", "sparse regions", "cluster statistics")
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _analysis(root: str, model_key: str, fingerprint: str, refit_token: int, cluster_config: ClusterConfig,
-              _project: Project) -> AnalysisResult:
-    # Keyed by the embedding fingerprint: new items or a new model give a new analysis,
-    # and a cached one is never stale. The UMAP model inside stays in memory with it.
-    return _project.analyze(model_key, refit=refit_token > 0, cluster_config=cluster_config,
-                            progress=progress_bar("Analysing"))
+#: Analyses kept in memory (each holds a fitted UMAP model and the item table).
+MAX_ANALYSES = 4
+
+
+@st.cache_resource(show_spinner=False)
+def _analyses() -> tuple[OrderedDict, threading.Lock]:
+    # One store for all sessions, like st.cache_resource itself. The analysis is not computed
+    # inside a cached function because Streamlit replays elements created there: its progress
+    # bar would stay on the page ("Analysing 4/4") on every later rerun.
+    return OrderedDict(), threading.Lock()
 
 
 def current_analysis(project: Project, model_key: str, *, refit_token: int = 0,
                      cluster_config: ClusterConfig | None = None) -> AnalysisResult:
-    """The analysis of ``model_key``'s embeddings, computing it (with a progress bar) on first use."""
+    """The analysis of ``model_key``'s embeddings, computing it (with a progress bar) on first use.
+
+    Keyed by the embedding fingerprint: new items or a new model give a new analysis, and a
+    kept one is never stale. The progress bar disappears once the analysis is done.
+    """
     stored = project.embeddings(model_key)
-    with st.spinner(f"Mapping and clustering {len(stored.ids):,} items ({', '.join(_STEPS)})…"):
-        return _analysis(str(project.root), model_key, stored.fingerprint, refit_token,
-                         cluster_config or cluster_settings(), project)
+    config = cluster_config or cluster_settings()
+    key = (str(project.root), model_key, stored.fingerprint, refit_token, config)
+    store, lock = _analyses()
+    with lock:
+        if key in store:
+            store.move_to_end(key)
+            return store[key]
+        slot = st.empty()
+        with slot.container(), st.spinner(f"Mapping and clustering {len(stored.ids):,} items ({', '.join(_STEPS)})…"):
+            result = project.analyze(model_key, refit=refit_token > 0, cluster_config=config,
+                                     progress=progress_bar("Analysing"))
+        slot.empty()
+        store[key] = result
+        while len(store) > MAX_ANALYSES:
+            store.popitem(last=False)
+        return result
 
 
 def cluster_settings() -> ClusterConfig:
