@@ -7,6 +7,7 @@ from adde_core.analysis import LatentMap
 from adde_core.errors import AddeError
 from adde_core.loop import StoppingConfig
 from adde_core.loop.runner import check_stop, run_oracle_iteration, set_stopping_config, stopping_config
+from adde_core.model.finetune import FINETUNE_NOTE, finetune_backbone
 from adde_core.review import valid_items
 from adde_core.ui.feedback import progress_bar, run_action
 from adde_core.ui.state import current_project, require_shell
@@ -56,8 +57,6 @@ if one or until:
         if summary.stop_reason or not until:
             break
 with st.expander("Fine-tune the backbone (optional; GPU recommended)"):
-    from adde_core.model.finetune import FINETUNE_NOTE, finetune_backbone
-
     st.caption(FINETUNE_NOTE + " The result is a new embedding set (and a new map), selectable on Explore; "
                "the frozen set stays.")
     epochs = st.number_input("Epochs", 1, 50, 3, key="ft_epochs")

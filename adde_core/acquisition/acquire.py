@@ -149,7 +149,7 @@ def _rank(state: LoopState, ids: list[str], vectors: np.ndarray, probs: np.ndarr
                      labelled_vectors=state.vectors[state.labelled], region_centroid=centroid),
         strategy=strategy, k=k, weights=weights or RankingWeights(), random_state=random_state,
     )
-    return ranked.frame if hasattr(ranked, "frame") else ranked
+    return ranked.frame
 
 
 def _pool_index(project: "Project", state: LoopState, pool_rows: np.ndarray) -> Any:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from adde_core.errors import AddeError
+from adde_core.linalg import unit_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -635,10 +636,6 @@ def _entropy(probs: Any, n: int) -> np.ndarray:
     return entropy_uncertainty(np.divide(p, total, out=np.zeros_like(p), where=total > 0))
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
 
 
 def retrieve_for_region(
@@ -798,7 +795,7 @@ def retrieve_for_region(
     k_centroid = min(n_avail, max(k_total, neighbourhood if k_unc else k_total))
     c_scores, c_idx = search(c, k_centroid)
     c_scores, c_idx = c_scores[0], c_idx[0]
-    cu = _unit(c)
+    cu = unit_rows(c)
 
     candidates = [c_idx[: min(k_total, c_idx.size)]]
     if members is not None:
@@ -806,10 +803,10 @@ def retrieve_for_region(
         candidates.append(m_idx.reshape(-1))
     cand = np.unique(np.concatenate(candidates))
     # Exact scores on the (small) candidate set, whatever index produced it.
-    Xc = _unit(X[cand])
+    Xc = unit_rows(X[cand])
     cent_sim = Xc @ cu
     if members is not None:
-        msim = Xc @ _unit(members).T  # (candidates, m)
+        msim = Xc @ unit_rows(members).T  # (candidates, m)
         r = min(int(member_top), msim.shape[1])
         top_r = -np.partition(-msim, r - 1, axis=1)[:, :r]
         mem_score = top_r.mean(axis=1)

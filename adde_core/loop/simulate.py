@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from adde_core.errors import AddeError
+from adde_core.ranking.components import margin_uncertainty
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -513,11 +514,6 @@ class SimStrategy:
         return {}
 
 
-def _margin(probs: np.ndarray) -> np.ndarray:
-    from adde_core.ranking.components import margin_uncertainty
-
-    return margin_uncertainty(probs)
-
 
 class SeedOnly(SimStrategy):
     """No acquisition at all: the flat reference line of the seed set's head."""
@@ -546,7 +542,7 @@ class MarginUncertainty(SimStrategy):
 
     def acquire(self, ctx: RoundContext) -> Acquisition:
         avail = np.flatnonzero(ctx.available)
-        u = _margin(ctx.pool_probs[avail])
+        u = margin_uncertainty(ctx.pool_probs[avail])
         order = np.lexsort((avail, -u))
         return Acquisition(pool_idx=avail[order[: ctx.batch]])
 
@@ -765,7 +761,7 @@ class AddeStrategy(SimStrategy):
         if short > 0 and available.any():
             # Slots no region could fill: the most uncertain remaining pool items.
             avail = np.flatnonzero(available)
-            u = _margin(ctx.pool_probs[avail])
+            u = margin_uncertainty(ctx.pool_probs[avail])
             pool_idx = np.concatenate([pool_idx, avail[np.lexsort((avail, -u))[:short]]])
         self.last_regions_ = list(chosen)
         self.last_shown_ = {"retrieve": len(pool_idx), "generate": len(gen_l)}

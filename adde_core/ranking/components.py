@@ -31,6 +31,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from adde_core.linalg import unit_rows  # noqa: F401 - re-exported: strategies use it from here
+
 __all__ = [
     "UNCERTAINTIES",
     "cosine_distance_to_set",
@@ -87,10 +89,6 @@ UNCERTAINTIES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def unit_rows(X: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm, as C-contiguous float32 (inputs are validated non-zero)."""
-    X = np.asarray(X, dtype=np.float32)
-    return np.ascontiguousarray(X / np.linalg.norm(X, axis=-1, keepdims=True), dtype=np.float32)
 
 
 def cosine_distance_to_set(Xn: np.ndarray, Sn: np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ from adde_core.acquisition.generation.base import (
     sample_seeds,
 )
 from adde_core.errors import AddeError
+from adde_core.linalg import unit_rows
 
 if TYPE_CHECKING:
     import torch
@@ -266,8 +267,8 @@ class ConditionalVAE(BaseGenerator):
         if not np.all(np.isfinite(c)):
             raise AddeError("conditions contain NaN or infinite values; re-embed the images.")
         k = min(self.condition_dim, n - 1, c.shape[1])
-        mean, components, _ = fit_pca(_unit(c), k)
-        projected = (_unit(c) - mean) @ components.T
+        mean, components, _ = fit_pca(unit_rows(c), k)
+        projected = (unit_rows(c) - mean) @ components.T
         scale = projected.std(axis=0)
         self.projection_mean_ = mean.astype(np.float32)
         self.projection_components_ = components.astype(np.float32)
@@ -304,7 +305,7 @@ class ConditionalVAE(BaseGenerator):
             raise AddeError(f"The region's embedding has {v.shape[1]} dimensions but this CVAE was trained with "
                             f"{self.projection_mean_.shape[0]}-d conditions; refit it on the embedding set the "
                             "region was found in.")
-        return (((_unit(v) - self.projection_mean_) @ self.projection_components_.T)
+        return (((unit_rows(v) - self.projection_mean_) @ self.projection_components_.T)
                 / self.projection_scale_).astype(np.float32)
 
     def generate(self, target: RegionTarget, n: int, *, label: str | None = None, seed: int = 0,
@@ -449,8 +450,8 @@ class ConditionalVAE(BaseGenerator):
         -------
         pathlib.Path
         """
-        from safetensors.torch import save_file
         import torch
+        from safetensors.torch import save_file
 
         self._check_fitted()
         tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in self.network_.state_dict().items()}
@@ -526,9 +527,6 @@ class ConditionalVAE(BaseGenerator):
 
 
 # ---------------------------------------------------------------------- helpers
-def _unit(v: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(v, axis=1, keepdims=True)
-    return (v / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
 def _is_gray(array: np.ndarray) -> bool:
