@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import pandas as pd
+
+# Lone surrogates (undecodable bytes of a file name or cell) and NUL cannot be stored as JSON text on every
+# database, so a report shows them escaped; printable text is left exactly as it was.
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """``text`` with NUL and undecodable bytes written as ``\\x00`` / ``\\xe9`` escapes, so that it can be stored."""
+    if not _UNSTORABLE.search(text):
+        return text
+    return _UNSTORABLE.sub(lambda m: f"\\x{ord(m.group()) & 0xFF:02x}", text)
 
 
 @dataclass(frozen=True)
@@ -19,11 +31,15 @@ class IngestIssue:
     reason
         What is wrong, in words a user can act on.
     row
-        1-based data row of the manifest or embeddings file, when the problem is in one row.
+        1-based data row of the manifest or embeddings file (row 1 is the first row under the
+        header), when the problem is in one row.
     field
         The column involved, when there is one.
     severity
         ``"error"``: the item (or whole file) was not loaded. ``"warning"``: it was loaded anyway.
+
+    NUL and undecodable bytes in ``file``, ``reason`` and ``field`` are stored escaped
+    (``\\x00``), so that every database can hold the report.
     """
 
     file: str
@@ -31,6 +47,12 @@ class IngestIssue:
     row: int | None = None
     field: str | None = None
     severity: Literal["error", "warning"] = "error"
+
+    def __post_init__(self) -> None:
+        for name in ("file", "reason", "field"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, printable(str(value)))
 
 
 @dataclass
