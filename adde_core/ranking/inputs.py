@@ -44,6 +44,11 @@ class RankingInput:
     sources : sequence of str or None
         Where each candidate came from (e.g. ``"pool"``, ``"generated"``); copied to the
         result, not used in the score.
+    labelled_labels : sequence of str or None
+        Class label of each labelled item (one per row of ``labelled_vectors``). Optional:
+        only ``probcover`` reads it, to set its number of k-means clusters to the number of
+        classes seen; without it that number comes from the columns of ``probs`` (or is 2).
+        Stored as a tuple.
     """
 
     ids: Sequence[str]
@@ -53,6 +58,7 @@ class RankingInput:
     labelled_vectors: np.ndarray | None = None
     region_centroid: np.ndarray | None = None
     sources: Sequence[str] | None = None
+    labelled_labels: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
         ids = tuple(str(i) for i in self.ids)
@@ -91,6 +97,14 @@ class RankingInput:
                     "pass one source per candidate, or None."
                 )
             object.__setattr__(self, "sources", sources)
+        if self.labelled_labels is not None:
+            labels = tuple(str(y) for y in self.labelled_labels)
+            if len(labels) != labelled.shape[0]:
+                raise AddeError(
+                    f"RankingInput.labelled_labels has {len(labels)} entries but there are {labelled.shape[0]} "
+                    "labelled_vectors: pass one label per labelled item, in the same order, or None."
+                )
+            object.__setattr__(self, "labelled_labels", labels)
 
     @property
     def n(self) -> int:
@@ -110,6 +124,9 @@ class RankingInput:
                 h.update(arr.tobytes() if arr.size == 0 else memoryview(arr).cast("B"))
         if self.sources is not None:
             h.update("\0".join(self.sources).encode())
+        if self.labelled_labels is not None:  # only when given, so fingerprints made before the field still match
+            h.update(b"labelled_labels")
+            h.update("\0".join(self.labelled_labels).encode())
         return h.hexdigest()
 
 

@@ -4,17 +4,29 @@ Every strategy returns the same table, whose breakdown always sums to the score
 (``alpha_U + beta_Div + gamma_Q == score``); a strategy whose criterion is not a weighted sum of
 U, Div and Q reports weights 0 (score 0) and puts its own criterion in the ``criterion`` column.
 
-========= ======================================= ============================== ===========================
-name      order                                   score (weights α, β, γ)        criterion column
-========= ======================================= ============================== ===========================
-adde      greedy: best score, then Div updated    α·U + β·Div + γ·Q (the given   the score at pick time
-          against the pick                        weights divided by their sum)
-margin    margin uncertainty, highest first       U (1, 0, 0), U = margin        U
-entropy   entropy uncertainty, highest first      U (1, 0, 0), U = entropy       U
-coreset   k-center greedy (Sener & Savarese)      Div (0, 1, 0), no region term  raw cosine distance at pick
-typiclust TypiClust (Hacohen et al. 2022)         0 (0, 0, 0)                    typicality in its cluster
-random    uniform random permutation              0 (0, 0, 0)                    the uniform draw
-========= ======================================= ============================== ===========================
+========== ======================================= ============================== ===========================
+name       order                                   score (weights α, β, γ)        criterion column
+========== ======================================= ============================== ===========================
+adde       greedy: best score, then Div updated    α·U + β·Div + γ·Q (the given   the score at pick time
+           against the pick                        weights divided by their sum)
+margin     margin uncertainty, highest first       U (1, 0, 0), U = margin        U
+entropy    entropy uncertainty, highest first      U (1, 0, 0), U = entropy       U
+coreset    k-center greedy (Sener & Savarese)      Div (0, 1, 0), no region term  raw cosine distance at pick
+typiclust  TypiClust (Hacohen et al. 2022)         0 (0, 0, 0)                    typicality in its cluster
+probcover  ProbCover (Yehuda et al. 2022): greedy  0 (0, 0, 0)                    points newly covered by its
+           max coverage of δ-balls                                                δ-ball
+maxherding MaxHerding (Bae et al. 2024): greedy    0 (0, 0, 0)                    kernel coverage gain
+           Gaussian-kernel coverage
+uherding   UHerding (Bae et al. 2025): kernel      0 (0, 0, 0)                    uncertainty-weighted
+           coverage of the uncertain points                                       coverage gain
+badge      BADGE (Ash et al. 2020): k-means++ on   0 (0, 0, 0)                    squared distance to the
+           the head's gradient embeddings                                         nearest earlier pick
+random     uniform random permutation              0 (0, 0, 0)                    the uniform draw
+========== ======================================= ============================== ===========================
+
+ProbCover and the herding strategies measure coverage over the candidates and the labelled
+set together and count what the labelled set already covers, so with the whole pool as the
+candidates they are the pool-based methods of their papers.
 
 Column ``Div`` is always the diversity contribution *at that rank*: novelty relative to the
 labelled set and every row ranked above (see :mod:`adde_core.ranking.components`), so the
@@ -41,6 +53,15 @@ from adde_core.ranking.components import (
     novelty_in_order,
     unit_rows,
 )
+from adde_core.ranking.coverage import (
+    PROBCOVER_PURITY,
+    ball_graph,
+    gram_if_fits,
+    herding_order,
+    herding_sigma,
+    probcover_delta,
+    probcover_order,
+)
 from adde_core.ranking.inputs import RankingInput
 from adde_core.ranking.weights import RankingWeights
 
@@ -54,12 +75,16 @@ __all__ = [
     "RankingContext",
     "Selection",
     "rank_adde",
+    "rank_badge",
     "rank_candidates",
     "rank_coreset",
     "rank_entropy",
     "rank_margin",
+    "rank_maxherding",
+    "rank_probcover",
     "rank_random",
     "rank_typiclust",
+    "rank_uherding",
 ]
 
 RandomState = Union[None, int, np.random.Generator]
@@ -78,6 +103,14 @@ TYPICLUST_NEIGHBORS = 20
 TYPICLUST_PCA_COMPONENTS = 50
 # Picks between full distance updates in the greedy strategies (see _lazy_greedy).
 _GREEDY_BLOCK = 256
+# BADGE rankings longer than this read feature products from one Gram matrix (see rank_badge).
+_BADGE_GRAM_AFTER = 64
+# ProbCover's ball radius (Euclidean between unit rows, i.e. cosine distance δ²/2). None picks it
+# by cluster purity (see adde_core.ranking.coverage.probcover_delta); a number fixes it for every call.
+PROBCOVER_DELTA: float | None = None
+# Gaussian kernel radius of maxherding/uherding. None adapts it as UHerding does (see
+# adde_core.ranking.coverage.herding_sigma); a number fixes it.
+HERDING_SIGMA: float | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -360,7 +393,8 @@ def _rank_by_uncertainty(ctx: RankingContext, k: int, kind: str) -> Selection:
     if U is None:
         raise AddeError(
             f"The {kind!r} strategy needs class probabilities (RankingInput.probs) from a trained head: "
-            "train the head first, or pick a strategy that needs none (adde, coreset, typiclust, random)."
+            "train the head first, or pick a strategy that needs none (adde, coreset, typiclust, probcover, "
+            "maxherding, random)."
         )
     order = _stable_top(U, k)
     return Selection(order=order, weights=(1.0, 0.0, 0.0), criterion=U[order],
@@ -474,6 +508,168 @@ def rank_typiclust(ctx: RankingContext, k: int) -> Selection:
                      uncertainty=ctx.uncertainty)
 
 
+def _n_classes(inputs: RankingInput) -> int:
+    """Classes seen in the labelled labels, else the head's classes (columns of probs), else 2."""
+    if inputs.labelled_labels is not None and len(set(inputs.labelled_labels)) >= 2:
+        return len(set(inputs.labelled_labels))
+    if inputs.probs is not None:
+        return int(inputs.probs.shape[1])
+    return 2
+
+
+def rank_probcover(ctx: RankingContext, k: int, *, delta: float | None = None) -> Selection:
+    """ProbCover (Yehuda et al. 2022): greedy max coverage of δ-balls over the candidates and the labelled set.
+
+    Every point (candidate or labelled, unit-normalised) owns a ball of Euclidean radius δ,
+    i.e. cosine distance δ²/2. Points inside a labelled item's ball start covered; each pick
+    is the candidate whose ball holds the most uncovered points, and those become covered.
+    δ is ``delta``, else ``PROBCOVER_DELTA``, else the paper's rule: k-means with as many
+    clusters as classes (``labelled_labels`` when given, else the columns of ``probs``,
+    else 2), and the largest δ of ``coverage.PROBCOVER_DELTAS`` for which 95% of the balls
+    are pure (hold only their centre's cluster). Once everything is covered the rest follow
+    in random order. Score is 0 (weights 0, 0, 0); the new coverage is in ``criterion``.
+    Exact against scikit-activeml's ``ProbCover`` (same δ, same picks up to ties, which go to
+    input order here), but with a sparse ball graph and incremental gains instead of a dense
+    N x N boolean matrix recounted after every pick.
+    """
+    m = ctx.Ln.shape[0]
+    Z = np.vstack([ctx.Ln, ctx.Xn]) if m else ctx.Xn
+    G = gram_if_fits(Z)
+    delta = PROBCOVER_DELTA if delta is None else delta
+    notes: list[str] = []
+    if delta is None:
+        n_classes = _n_classes(ctx.inputs)
+        delta, purity, reached = probcover_delta(Z, n_classes, random_state=ctx.int_seed(), G=G)
+        if not reached:
+            notes.append(f"ProbCover: no δ in the grid keeps {PROBCOVER_PURITY:.0%} of the δ-balls pure over "
+                         f"{n_classes} k-means clusters (best {purity:.1%}); using the smallest, δ = {delta:g}.")
+    graph = ball_graph(Z, float(delta), G)
+    del G
+    order, gains = probcover_order(graph, m, k, ctx.rng())
+    n_covering = int(np.count_nonzero(gains))
+    if n_covering < k:
+        notes.append(f"ProbCover: the δ-balls of the first {n_covering} picks cover every point; the other "
+                     f"{k - n_covering} follow in random order (a smaller δ would rank them).")
+    return Selection(order=order, weights=(0.0, 0.0, 0.0), criterion=gains.astype(np.float64),
+                     criterion_name=f"points newly covered by its δ-ball (δ = {delta:g}, cosine distance "
+                                    f"{delta * delta / 2:.3g}; order only, not a score)",
+                     uncertainty=ctx.uncertainty, notes=tuple(notes))
+
+
+def _herding(ctx: RankingContext, k: int, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    sigma = HERDING_SIGMA if HERDING_SIGMA is not None else herding_sigma(ctx.Xn, ctx.Ln, ctx.rng())
+    order, gains = herding_order(ctx.Xn, ctx.Ln, weights, sigma, k)
+    return order, gains, sigma
+
+
+def rank_maxherding(ctx: RankingContext, k: int) -> Selection:
+    """MaxHerding (Bae et al. 2024): greedy maximisation of Gaussian-kernel coverage of the candidates.
+
+    Each pick is the candidate that most raises ``mean_j max_{s in L ∪ picks} K(j, s)`` over
+    the candidates j, with ``K(a, b) = exp(-||a - b||² / σ²)`` on unit rows; σ is
+    ``HERDING_SIGMA`` or UHerding's adaptive radius (the smallest distance between labelled
+    items, or the median distance between candidates with fewer than two), so that
+    ``uherding`` with equal uncertainties gives the same order. Exact against
+    scikit-activeml's ``MaxHerding`` given the same σ; lazy greedy on one kernel matrix
+    instead of a full recomputation per pick keeps 10k candidates to seconds. Score is 0
+    (weights 0, 0, 0); the gain at pick time is in ``criterion``.
+    """
+    order, gains, sigma = _herding(ctx, k, np.ones(ctx.n))
+    return Selection(order=order, weights=(0.0, 0.0, 0.0), criterion=gains,
+                     criterion_name=f"gain in mean kernel coverage of the candidates (σ = {sigma:.3g}; order only)",
+                     uncertainty=ctx.uncertainty)
+
+
+def rank_uherding(ctx: RankingContext, k: int) -> Selection:
+    """UHerding (Bae et al. 2025): greedy coverage of the *uncertain* candidates by a Gaussian kernel.
+
+    As ``maxherding``, but each candidate j counts with weight U_j (the context's
+    uncertainty, margin by default), so picks go where uncertain points are not yet
+    covered: spread out at small budgets, close to uncertainty sampling once σ (the
+    smallest labelled distance) is small. Follows scikit-activeml's ``UHerding``
+    (unreleased at 1.0.1) with two differences: the head's probabilities are used as given
+    (the paper calibrates a softmax temperature on a split of the labelled set, which needs
+    labels and refits this interface does not have), and without probabilities, or when
+    every U is 0, the weights are 1 (MaxHerding), the fallback scikit-activeml uses when
+    the uncertainty carries no information. Score is 0 (weights 0, 0, 0).
+    """
+    U = ctx.U()
+    notes: tuple[str, ...] = ()
+    if U is None or not np.isfinite(U).all() or np.allclose(U, 0.0):
+        U = np.ones(ctx.n)
+        notes = ("uherding: no informative class probabilities, so every candidate counts equally "
+                 "(this is maxherding).",)
+    order, gains, sigma = _herding(ctx, k, U)
+    return Selection(order=order, weights=(0.0, 0.0, 0.0), criterion=gains,
+                     criterion_name=f"gain in uncertainty-weighted kernel coverage (σ = {sigma:.3g}; order only)",
+                     uncertainty=ctx.uncertainty, notes=notes)
+
+
+def _head_features(ctx: RankingContext) -> np.ndarray:
+    """Candidate features as the linear head sees them: standardised by the labelled set, plus 1 for the bias."""
+    X = ctx.inputs.vectors.astype(np.float64)
+    L = ctx.inputs.labelled_vectors
+    if L.shape[0] >= 2:
+        # LinearHead standardises with its training set's mean and std (+1e-6); that set is D_t
+        X = (X - L.mean(axis=0, dtype=np.float64)) / (L.std(axis=0, dtype=np.float64) + 1e-6)
+    return np.hstack([X, np.ones((X.shape[0], 1))]).astype(np.float32)
+
+
+def rank_badge(ctx: RankingContext, k: int) -> Selection:
+    """BADGE (Ash et al. 2020): k-means++ seeding on the linear head's gradient embeddings.
+
+    The gradient of the cross-entropy at the predicted class with respect to the head's
+    weights is ``g_i = (p_i - onehot(argmax p_i)) ⊗ x_i``, with ``x_i`` the candidate's
+    features standardised by the labelled set (as ``LinearHead`` does) plus a 1 for the
+    bias. Its norm grows with uncertainty and its direction encodes the features, so
+    k-means++ on it picks items that are uncertain *and* different. The first pick has the
+    largest norm; each next one is drawn with probability proportional to its squared
+    distance to the nearest pick (scikit-activeml's ``Badge`` loop; uniform among the
+    unpicked once every distance is 0). ``<g_i, g_j> = <a_i, a_j> <x_i, x_j>`` for the
+    factors a and x, so the n x (classes · dims) embedding is never built. Labelled items
+    are not used, as in the paper. Score is 0 (weights 0, 0, 0); the squared distance at
+    pick time is in ``criterion``.
+    """
+    P = ctx.inputs.probs
+    if P is None:
+        raise AddeError("The 'badge' strategy needs class probabilities (RankingInput.probs) from a trained head: "
+                        "train the head first, or pick a strategy that needs none (adde, coreset, typiclust, "
+                        "probcover, maxherding, random).")
+    n = ctx.n
+    A = P.copy()
+    A[np.arange(n), np.argmax(P, axis=1)] -= 1.0
+    Xt = _head_features(ctx)
+    # each pick needs one row of Xt @ Xt.T: for long rankings one matrix product beats k
+    # memory-bound matrix-vector products (8,000 x 1280 ranked in full: minutes -> seconds)
+    G = gram_if_fits(Xt) if k > _BADGE_GRAM_AFTER else None
+    sq_norm = np.einsum("ij,ij->i", A, A) * (np.diag(G) if G is not None else np.einsum("ij,ij->i", Xt, Xt))
+    rng = ctx.rng()
+    d2 = np.full(n, np.inf)
+    picked = np.zeros(n, dtype=bool)
+    order = np.empty(k, dtype=np.int64)
+    crit = np.empty(k)
+    for t in range(k):
+        if t == 0:
+            i = int(np.argmax(sq_norm))
+            crit[t] = sq_norm[i]
+        else:
+            total = float(d2.sum())
+            if total > 0:
+                i = int(rng.choice(n, p=d2 / total))
+            else:  # every candidate duplicates a pick in gradient space: nothing left to prefer
+                i = int(rng.choice(np.flatnonzero(~picked)))
+            crit[t] = d2[i]
+        order[t] = i
+        picked[i] = True
+        dist = sq_norm + sq_norm[i] - 2.0 * (A @ A[i]) * (G[i] if G is not None else Xt @ Xt[i])
+        d2 = np.minimum(d2, np.maximum(dist, 0.0))
+        d2[picked] = 0.0  # rounding must not give a pick a second chance
+    return Selection(order=order, weights=(0.0, 0.0, 0.0), criterion=crit,
+                     criterion_name="squared gradient-embedding distance to the nearest earlier pick "
+                                    "(the first: squared norm; order only)",
+                     uncertainty=ctx.uncertainty)
+
+
 STRATEGIES: dict[str, StrategyFn] = {
     "adde": rank_adde,
     "random": rank_random,
@@ -481,6 +677,10 @@ STRATEGIES: dict[str, StrategyFn] = {
     "entropy": rank_entropy,
     "coreset": rank_coreset,
     "typiclust": rank_typiclust,
+    "probcover": rank_probcover,
+    "maxherding": rank_maxherding,
+    "uherding": rank_uherding,
+    "badge": rank_badge,
 }
 
 
@@ -501,15 +701,18 @@ def rank_candidates(
     inputs : RankingInput
         Candidates, the head's probabilities, quality scores and the labelled set.
     strategy : str, default "adde"
-        A key of ``STRATEGIES``: adde, random, margin, entropy, coreset, typiclust.
+        A key of ``STRATEGIES``: adde, random, margin, entropy, coreset, typiclust,
+        probcover, maxherding, uherding, badge.
     k : int or None, default None
         Number of rows to return (``min(k, n)``); None ranks every candidate. Greedy
         strategies stop after k picks, so a small k is cheaper.
     weights : RankingWeights
         α, β, γ for ``adde`` (divided by their sum); the other strategies use fixed weights.
     random_state : None, int or numpy Generator, default 0
-        Seed for ``random`` and the k-means of ``typiclust``; the other strategies are
-        deterministic.
+        Seed for ``random``, the k-means of ``typiclust`` and ``probcover``, the order of
+        ``probcover``'s picks after full coverage, the k-means++ draws of ``badge`` and the
+        candidate sample behind the herding kernel radius (above 2,000 candidates); the
+        other strategies are deterministic.
     uncertainty : {"margin", "entropy"}, default "margin"
         The U used by ``adde`` and reported by the strategies that do not fix their own.
     region_weight : float in [0, 1], default 0.5
@@ -549,7 +752,7 @@ def rank_candidates(
     if k_eff == 0:
         sel = Selection(order=np.zeros(0, dtype=np.int64), weights=(0.0, 0.0, 0.0), criterion=np.zeros(0),
                         criterion_name="", uncertainty=uncertainty, novelty=np.zeros(0))
-        if strategy in ("margin", "entropy") and inputs.probs is None:
+        if strategy in ("margin", "entropy", "badge") and inputs.probs is None:
             STRATEGIES[strategy](ctx, 0)  # raises the same error as with candidates
     else:
         sel = STRATEGIES[strategy](ctx, k_eff)
