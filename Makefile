@@ -7,7 +7,7 @@ STAMP := $(VENV)/.requirements-installed
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 PORT ?= 8501
 
-.PHONY: run test demo bench clean
+.PHONY: run dev test demo bench clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -16,9 +16,14 @@ $(STAMP): requirements.txt
 		| { grep -v "is ignored: it is neither a file nor a directory" || true; }
 	@touch $(STAMP)
 
+# A served demo never reloads on edits, so it watches no files at all (see .streamlit/config.toml for why).
+# `make dev` reloads on save, polling only the app's own source files.
 run: $(STAMP)
 	$(PY) -m adde_core demo
-	$(PY) -m streamlit run app.py --server.port $(PORT)
+	$(PY) -m streamlit run app.py --server.port $(PORT) --server.fileWatcherType none
+
+dev: $(STAMP)
+	$(PY) -m streamlit run app.py --server.port $(PORT) --server.fileWatcherType poll --server.runOnSave true
 
 test: $(STAMP)
 	$(PY) -m pytest

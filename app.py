@@ -9,7 +9,7 @@ st.set_page_config(page_title="ADDE: dataset enhancement workbench", page_icon="
 
 mark_shell_ran()
 project = current_project()
-render_sidebar(project)
+refresh_sidebar = render_sidebar(project)
 
 pages = st.navigation(
     {
@@ -24,4 +24,7 @@ pages = st.navigation(
     }
 )
 resume_requested_page()
-pages.run()
+try:
+    pages.run()
+finally:
+    refresh_sidebar()  # a page that stepped the loop or ingested leaves the sidebar current, without a rerun

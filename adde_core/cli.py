@@ -85,6 +85,9 @@ def cmd_ingest(args: argparse.Namespace) -> None:
             report = project.ingest_manifest(args.manifest, data_root=args.data_root, embeddings=args.embeddings,
                                              default_role=args.role, progress=progress)
     _print_report(report)
+    if args.subgroup:
+        project.set_subgroup(args.subgroup)
+        print(f"subgroup: {args.subgroup}")
 
 
 def cmd_embed(args: argparse.Namespace) -> None:
@@ -104,8 +107,7 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 def _simulation_data(args: argparse.Namespace, out: Path):
     """SimulationData from a project folder, an image folder or a manifest (plus optional embeddings)."""
-    from adde_core.loop.simulate import SimulationData
-    from adde_core.loop.simulate_report import assign_simulation_roles
+    from adde_core.loop.simulation.report import assign_simulation_roles
     from adde_core.project import PROJECT_FILE, Project
 
     path = Path(args.data)
@@ -121,44 +123,35 @@ def _simulation_data(args: argparse.Namespace, out: Path):
                     report = project.ingest_manifest(path, embeddings=args.embeddings, default_role="seed",
                                                      progress=progress)
             _print_report(report)
-    sets = project.store.embedding_sets()
-    if sets.empty:
+    if args.subgroup:
+        project.set_subgroup(args.subgroup)
+    if project.store.embedding_sets().empty:
         _embed(project, args.model, {})
-    model_key = project.default_model_key()
     items = project.store.items_frame(include_hidden=True)
-    roles = set(items["role"])
-    if {"seed", "pool", "val"} <= roles:
-        return SimulationData.from_project(project, model_key), project
+    if {"seed", "pool", "val"} <= set(items["role"]):
+        return project.simulation_data(), project
     # A fully labelled dataset without a split: make one (documented in assign_simulation_roles).
-    stored = project.embeddings(model_key)
-    frame = items.set_index("id").reindex(stored.ids)
-    labels = frame["oracle_label"].fillna(frame["label"]).to_numpy()
-    split = assign_simulation_roles(labels, seed_per_class=args.seed_per_class, random_state=0)
+    data = project.simulation_data_unsplit(
+        lambda labels: assign_simulation_roles(labels, seed_per_class=args.seed_per_class, random_state=0))
+    split = data.roles
     print(f"no seed/pool/val split in the data: using seed {int((split == 'seed').sum())}, "
           f"val {int((split == 'val').sum())}, pool {int((split == 'pool').sum())} (labels hidden from strategies)")
-    paths = [str(project.resolve_uri(u)) if isinstance(u, str) else None for u in frame["uri"]]
-    embed = None
-    if all(paths) and not model_key.startswith("precomputed:"):
-        from adde_core.loop.simulate import embedder_fn
-
-        embed = embedder_fn(project.embedder_for(model_key))
-    return SimulationData.from_arrays(stored.vectors, split, labels, ids=stored.ids, paths=paths if all(paths) else None,
-                                      embed_images=embed, name=project.name), project
+    return data, project
 
 
 def cmd_simulate(args: argparse.Namespace) -> None:
     import datetime as dt
     import shlex
 
-    from adde_core.loop.simulate_report import run_and_report
+    from adde_core.loop.simulation.report import run_and_report
 
     out = Path(args.out or f"simulations/{dt.datetime.now():%Y%m%d-%H%M%S}")
     data, project = _simulation_data(args, out)
-    print(f"data {data.name}: seed {len(data.X_seed)}, pool {len(data.X_pool)}, val {len(data.X_val)}, "
+    print(f"data {data.name}: seed {len(data.rows('seed'))}, pool {len(data.rows('pool'))}, val {len(data.rows('val'))}, "
           f"can generate: {data.can_generate}")
     command = "python -m adde_core " + " ".join(shlex.quote(a) for a in args.argv)
     run_and_report(data, args.strategy, budget=args.budget, rounds=args.rounds, seeds=args.seeds,
-                   out=out, command=command, log=lambda line: print(line, flush=True))
+                   out=out, command=command, log=lambda line: print(line, flush=True), resplit=args.resplit)
     project.close()
 
 
@@ -181,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embeddings", help="precomputed embeddings (.npy or .parquet) for the manifest's rows")
     p.add_argument("--data-root", help="folder that manifest paths are relative to (default: the manifest's)")
     p.add_argument("--role", default="seed", help="role for the folder, or default role for manifest rows")
+    p.add_argument("--subgroup", default=None, help="manifest column to use as the subgroup (fairness, colour-by)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("embed", help="embed a project's items (cached: only new items are computed)")
@@ -189,14 +183,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], help="embedder parameter key=value (repeatable)")
     p.set_defaults(func=cmd_embed)
 
-    from adde_core.loop.simulate import SIM_STRATEGIES
+    from adde_core.loop.policies import policy_names
 
-    p = sub.add_parser("simulate", help="run the loop headless with the oracle reviewer, against baselines")
+    p = sub.add_parser("simulate", help="run the loop headless with the oracle reviewer, against baselines",
+                       description="Every strategy runs the same loop engine the app runs, on memory storage. "
+                                   "Strategies: " + ", ".join(policy_names()))
     p.add_argument("--data", required=True,
                    help="an ADDE project, an image folder (one sub-folder per class) or a CSV/Parquet manifest")
     p.add_argument("--embeddings", help="precomputed embeddings (.npy/.parquet) for the manifest's rows")
     p.add_argument("--model", default=None, help="embedder when the data has no embeddings (default efficientnet)")
-    p.add_argument("--strategy", nargs="+", default=["adde", "random", "uncertainty"], choices=list(SIM_STRATEGIES))
+    p.add_argument("--strategy", nargs="+", default=["adde", "random", "margin"], choices=policy_names(),
+                   metavar="STRATEGY", help="one or more of: " + ", ".join(policy_names()))
+    p.add_argument("--subgroup", default=None, help="item attribute (manifest column) to measure fairness over")
+    p.add_argument("--resplit", action="store_true", help="redraw the seed/pool split per seed")
     p.add_argument("--budget", type=int, default=300, help="oracle labels in all")
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--seeds", type=int, default=5)

@@ -13,11 +13,19 @@ import pandas as pd
 from adde_core.data.ingest import PRECOMPUTED_PREFIX, ProgressCallback, ingest_folder, ingest_manifest
 from adde_core.data.report import IngestReport
 from adde_core.errors import AddeError
+from adde_core.memo import Memo
 from adde_core.store import Store
-from adde_core.store.database import StoredEmbeddings, slugify, data_fingerprint
+from adde_core.store.database import StoredEmbeddings, data_fingerprint, slugify
+from adde_core.workspace import Workspace
 
 if TYPE_CHECKING:
     from adde_core.analysis import AnalysisResult, ClusterConfig, MapConfig, RegionConfig
+    from adde_core.loop.engine import Engine, IterationSummary, LoopConfig, Plan
+    from adde_core.loop.simulation import SimulationData
+    from adde_core.loop.stopping import StopDecision, StoppingConfig
+    from adde_core.ranking import RankingWeights
+    from adde_core.review.oracle import OracleReviewer
+    from adde_core.working_set import WorkingSet
 
 PROJECT_FILE = "adde_project.json"
 
@@ -40,6 +48,16 @@ class EmbeddingSummary:
         return self.n_computed / self.seconds if self.n_computed and self.seconds > 0 else 0.0
 
 
+@dataclass(frozen=True, eq=False)
+class AcquisitionResult:
+    """A stored candidate set and what happened on the way to it."""
+
+    set_id: int
+    mode: str
+    candidates: pd.DataFrame
+    summary: dict[str, Any]
+
+
 class Project:
     """An ADDE project stored in a folder.
 
@@ -53,10 +71,11 @@ class Project:
         self.config = config
         url = config.get("database_url") or f"sqlite:///{self.root / 'adde.db'}"
         self.store = Store(url, array_root=self.root)
-        # Fitted models are cheap to rebuild but not free; keyed by what they were fitted on.
-        self._heads: dict[tuple[str, str], Any] = {}
-        self._generators: dict[str, Any] = {}
-        self._indexes: dict[tuple[str, ...], Any] = {}
+        self.workspace = Workspace(self.root, self.store)
+        # The one working-set cache: working sets by store revision, heads by D_t, indexes by pool,
+        # generators by training set, analyses by embedding fingerprint and configs. Every key holds
+        # the fingerprint of what the value was built from, so nothing outlives its data.
+        self.memo = Memo(per_kind=4)
 
     # ------------------------------------------------------------- lifecycle
     @classmethod
@@ -99,34 +118,36 @@ class Project:
     @property
     def data_dir(self) -> Path:
         """Where files that belong to the project (e.g. the demo's images) are written."""
-        return self.root / "data"
+        return self.workspace.data_dir
 
     @property
     def cache_dir(self) -> Path:
-        return self.root / "cache"
+        return self.workspace.cache_dir
 
     # ------------------------------------------------------------- paths
     def to_uri(self, path: Path) -> str:
         """Store paths inside the project relative to it (so the folder can move), others absolute."""
-        path = Path(path).resolve()
-        try:
-            return path.relative_to(self.root).as_posix()
-        except ValueError:
-            return path.as_posix()
+        return self.workspace.to_uri(path)
 
     def resolve_uri(self, uri: str) -> Path:
         """Inverse of :meth:`to_uri`."""
-        path = Path(uri)
-        return path if path.is_absolute() else self.root / path
+        return self.workspace.resolve_uri(uri)
 
     # ------------------------------------------------------------- data
     def ingest_folder(self, root: Path | str, *, role: str = "seed", progress: ProgressCallback | None = None) -> IngestReport:
         """Ingest an image folder with one sub-folder per class. See :func:`adde_core.data.ingest.ingest_folder`."""
-        return ingest_folder(self, Path(root), role=role, progress=progress)
+        return ingest_folder(self.workspace, Path(root), role=role, progress=progress)
 
-    def ingest_manifest(self, manifest: Path | str, **kwargs: Any) -> IngestReport:
-        """Ingest a CSV/Parquet manifest. See :func:`adde_core.data.ingest.ingest_manifest`."""
-        return ingest_manifest(self, Path(manifest), **kwargs)
+    def ingest_manifest(self, manifest: Path | str, *, subgroup: str | None = None, **kwargs: Any) -> IngestReport:
+        """Ingest a CSV/Parquet manifest. See :func:`adde_core.data.ingest.ingest_manifest`.
+
+        ``subgroup`` names a manifest column to use as the subgroup attribute (fairness,
+        worst-group accuracy, colour-by); it is checked after the ingest (:meth:`set_subgroup`).
+        """
+        report = ingest_manifest(self.workspace, Path(manifest), **kwargs)
+        if subgroup:
+            self.set_subgroup(subgroup)
+        return report
 
     def last_ingest_report(self) -> IngestReport | None:
         """The report of the most recent ingest, as stored with its run."""
@@ -152,7 +173,24 @@ class Project:
     @property
     def subgroup_attribute(self) -> str | None:
         """The attribute used for subgroup (fairness) analysis, if one is set."""
-        return self.store.get_meta("subgroup_attribute")
+        from adde_core.loop.store_storage import SUBGROUP_KEY
+
+        return self.store.get_meta(SUBGROUP_KEY)
+
+    def attribute_names(self) -> list[str]:
+        """Item attribute columns (candidates for the subgroup)."""
+        return self.store.attribute_names()
+
+    def set_subgroup(self, column: str | None) -> None:
+        """Make an item attribute the subgroup (None: no subgroup); an unknown name is an error naming the choices."""
+        from adde_core.loop.store_storage import SUBGROUP_KEY
+
+        if column is not None:
+            names = self.store.attribute_names()
+            if column not in names:
+                raise AddeError(f"subgroup column {column!r} is not an attribute of this project's items; "
+                                f"choose one of: {', '.join(names) or '(none: ingest a manifest with attribute columns)'}")
+        self.store.set_meta(SUBGROUP_KEY, column)
 
     # ------------------------------------------------------------- embeddings
     def embed(self, name: str | None = None, *, params: dict[str, Any] | None = None, batch_size: int = 64,
@@ -271,65 +309,201 @@ class Project:
             return {**params, "weights": str(self.resolve_uri(params["weights"]))}
         return params
 
-    def head(self, model_key: str | None = None) -> Any:
-        """f_θ's head for this iteration: a :class:`~adde_core.model.LinearHead` fitted on D_t's labelled items.
+    # ------------------------------------------------------------- review
+    def candidate_sets(self) -> pd.DataFrame:
+        """All candidate sets, newest first, with their candidate counts."""
+        from adde_core.store.candidates import candidate_sets
 
-        Cached per (embedding set, labelled items and labels), so it is refitted exactly
-        when D_t or the embeddings change.
-        """
-        import hashlib
+        return candidate_sets(self.store)
 
-        from adde_core.model import LinearHead
+    def candidate_set(self, set_id: int) -> dict[str, Any]:
+        """One candidate set's fields (mode, region, strategy, the weights that ranked it, summary)."""
+        from adde_core.store.candidates import candidate_set
 
-        model_key = model_key or self.default_model_key()
-        stored = self.embeddings(model_key)
-        items = self.store.items_frame(roles=["seed"])
-        items = items[items["label"].notna() & items["id"].isin(set(stored.ids))]
-        key = hashlib.sha1("\n".join(f"{i}\t{lab}" for i, lab in zip(items["id"], items["label"])).encode())
-        key.update(stored.fingerprint.encode())
-        cache_key = (model_key, key.hexdigest())
-        if cache_key not in self._heads:
-            rows = pd.Index(stored.ids).get_indexer(items["id"])
-            self._heads = {cache_key: LinearHead().fit(stored.vectors[rows], items["label"].to_numpy())}
-        return self._heads[cache_key]
+        return candidate_set(self.store, set_id)
 
-    def acquire(self, region: Any, *, mode: str = "retrieve", **kwargs: Any) -> Any:
-        """Fill a region: ``mode="retrieve"`` searches the pool, ``"generate"`` runs a generator.
+    def candidates(self, set_id: int) -> pd.DataFrame:
+        """The candidates of one set in rank order, with the score breakdown."""
+        from adde_core.store.candidates import candidates_frame
 
-        ``region`` is a :class:`~adde_core.acquisition.RegionSpec`, a detected
-        :class:`~adde_core.analysis.SparseRegion`, or a list of selected item ids. Returns an
-        :class:`~adde_core.acquisition.acquire.AcquisitionResult` whose candidate set is stored.
-        See :func:`~adde_core.acquisition.acquire.acquire_from_pool` and
-        :func:`~adde_core.acquisition.acquire.acquire_by_generation` for the keyword arguments.
-        """
-        from adde_core.acquisition.acquire import RegionSpec, acquire_by_generation, acquire_from_pool
+        return candidates_frame(self.store, set_id)
 
-        if isinstance(region, (list, tuple)):
-            region = RegionSpec.from_selection(list(region))
-        elif not isinstance(region, RegionSpec):
-            region = RegionSpec.from_sparse(region)
-        if mode == "retrieve":
-            return acquire_from_pool(self, region, **kwargs)
-        if mode == "generate":
-            return acquire_by_generation(self, region, **kwargs)
-        raise AddeError(f"unknown acquisition mode {mode!r}: use 'retrieve' or 'generate'")
+    def decision_states(self, item_ids: Any = None) -> pd.DataFrame:
+        """The standing decision per item (after undos) and its ``n_decisions`` (the ``expected_seq`` to pass back)."""
+        from adde_core.store.decisions import decision_states
+
+        return decision_states(self.store, item_ids)
+
+    def valid_items(self) -> pd.DataFrame:
+        """D_valid: what the next iteration will add, with the labels to use."""
+        from adde_core.store.decisions import valid_items
+
+        return valid_items(self.store)
+
+    def record_decisions(self, requests: Any) -> tuple[list[dict[str, Any]], list[Any]]:
+        """Store decisions now (each in its own transaction); returns (stored, conflicts)."""
+        from adde_core.store.decisions import record_decisions
+
+        return record_decisions(self.store, requests)
+
+    def decision_log(self) -> pd.DataFrame:
+        """Every decision ever made, oldest first: the audit log."""
+        from adde_core.store.decisions import decision_log
+
+        return decision_log(self.store)
 
     # ------------------------------------------------------------- the loop
-    def next_iteration(self, *, model_key: str | None = None) -> Any:
-        """Close the iteration: D_{t+1} = D_t ∪ D_valid, retrain, measure, adapt weights, check stopping.
+    def working_set(self, model_key: str | None = None) -> "WorkingSet":
+        """The loop's working set for ``model_key``, memoised by store revision."""
+        return self.engine(model_key).storage.working_set()
 
-        See :func:`adde_core.loop.runner.advance`; returns an
-        :class:`~adde_core.loop.iteration.IterationSummary`.
+    def engine(self, model_key: str | None = None, *, config: "LoopConfig | None" = None,
+               reviewer: str = "") -> "Engine":
+        """The loop engine on this project's store, in ``model_key``'s space (generation where it can embed)."""
+        from adde_core.loop.engine import Engine, LoopConfig
+        from adde_core.loop.simulation.data import embedder_fn
+        from adde_core.loop.store_storage import StoreStorage
+
+        model_key = model_key or self.default_model_key()
+        embed = None
+        if not model_key.startswith(PRECOMPUTED_PREFIX):
+            def embed(images: Any) -> Any:
+                fn = self.memo.get("embedder", model_key, lambda: embedder_fn(self.embedder_for(model_key)))
+                return fn(images)
+        storage = StoreStorage(self.workspace, model_key, self.memo, reviewer=reviewer)
+        return Engine(storage, memo=self.memo, embed_images=embed, config=config or self.loop_config())
+
+    def loop_config(self) -> "LoopConfig":
+        """The loop settings kept with the project (defaults until changed)."""
+        from adde_core.loop.engine import LoopConfig
+
+        return LoopConfig(**(self.store.get_meta("loop_config") or {}))
+
+    def head(self, model_key: str | None = None) -> Any:
+        """f_θ's head for this iteration: fitted on D_t, refitted exactly when D_t or the embeddings change."""
+        return self.engine(model_key).context().head
+
+    def recommended_regions(self, model_key: str | None = None, *, coords: Any = None) -> "Plan":
+        """The engine's plan: regions in the order the loop recommends, with why, and the learned weights."""
+        return self.engine(model_key).plan(coords=coords)
+
+    def learned_weights(self) -> "RankingWeights":
+        """The α, β, γ the loop has learned so far (the defaults before any iteration)."""
+        from adde_core.loop.engine import Engine
+
+        return Engine.state(self.engine()).weights if not self.store.embedding_sets().empty else \
+            self.loop_config().initial_state().weights
+
+    def acquire(self, region: Any, *, mode: str = "retrieve", model_key: str | None = None,
+                progress: ProgressCallback | None = None, **kwargs: Any) -> "AcquisitionResult":
+        """Fill a region: ``mode="retrieve"`` searches the pool, ``"generate"`` runs a generator.
+
+        ``region`` is a :class:`~adde_core.acquisition.acquire.RegionSpec`, a detected
+        :class:`~adde_core.analysis.SparseRegion`, or a list of selected item ids. The candidate set
+        is stored with the whole ranking result. Keyword arguments go to
+        :meth:`~adde_core.loop.engine.Engine.retrieve` (``k``, ``strategy``, ``weights``,
+        ``uncertain_share``) or :meth:`~adde_core.loop.engine.Engine.generate` (``generator``, ``n``,
+        ``label``, ``prompt``, ``generator_params``, ``strategy``, ``weights``).
         """
-        from adde_core.loop.runner import advance
+        from adde_core.acquisition.acquire import RegionSpec
 
-        return advance(self, model_key=model_key)
+        spec = RegionSpec.coerce(region)
+        engine = self.engine(model_key)
+        if mode == "retrieve":
+            set_id, proposal = engine.retrieve(spec, **kwargs)
+        elif mode == "generate":
+            set_id, proposal = engine.generate(spec, progress=progress, **kwargs)
+        else:
+            raise AddeError(f"unknown acquisition mode {mode!r}: use 'retrieve' or 'generate'")
+        return AcquisitionResult(set_id, mode, proposal.frame, dict(proposal.summary))
+
+    def suggest_prompt(self, region: Any, model_key: str | None = None) -> str:
+        """A text-to-image prompt describing the region (labels, nearest examples, CLIP attribute words)."""
+        from adde_core.acquisition.acquire import RegionSpec, suggest_prompt
+
+        engine = self.engine(model_key)
+        ws = engine.storage.working_set()
+        return suggest_prompt(ws, RegionSpec.coerce(region), self.embedder_for(ws.model_key))
+
+    def oracle(self, model_key: str | None = None) -> "OracleReviewer":
+        """The simulated reviewer: hidden pool labels, and a reference head for generated items."""
+        from adde_core.review.oracle import OracleReviewer, reference_head
+
+        items = self.store.items_frame(include_hidden=True)
+        real = items[items["source"] != "synthetic"]
+        truth = real["oracle_label"].fillna(real["label"]).set_axis(real["id"]).dropna()
+        truth = {str(k): str(v) for k, v in truth.items()}
+        model_key = model_key or self.default_model_key()
+        stored = self.embeddings(model_key)
+        return OracleReviewer(truth, lambda: self.memo.get(
+            "oracle_reference", (model_key, stored.fingerprint, len(truth)),
+            lambda: reference_head(self.working_set(model_key), truth)))
+
+    def next_iteration(self, *, model_key: str | None = None, reviewer: str = "") -> "IterationSummary":
+        """Close the iteration with the decisions made so far: fold D_valid in, retrain, measure, adapt, stop?"""
+        return self.engine(model_key, reviewer=reviewer).close()
+
+    def run_oracle_iteration(self, *, budget: int = 40, n_regions: int = 2, generate: bool = True,
+                             model_key: str | None = None, progress: ProgressCallback | None = None
+                             ) -> "IterationSummary":
+        """One whole ADDE iteration with the oracle reviewer (a simulation, labelled as such in the store)."""
+        from dataclasses import replace
+
+        from adde_core.loop.policies import AddePolicy
+
+        config = replace(self.loop_config(), budget=budget, n_regions=n_regions, generate=generate)
+        engine = self.engine(model_key, config=config, reviewer="oracle (simulated)")
+        return engine.step(AddePolicy(), self.oracle(model_key), progress=progress)
+
+    def measure(self, model_key: str | None = None) -> dict[str, Any]:
+        """Record the current iteration's metrics (the baseline before any iteration)."""
+        return self.engine(model_key).measure()
 
     def metrics_history(self) -> pd.DataFrame:
         """Every iteration's recorded metrics, one row per iteration."""
-        from adde_core.loop.iteration import metrics_history
+        from adde_core.loop.storage import history_frame
+        from adde_core.store.iterations import iteration_rows
 
-        return metrics_history(self)
+        return history_frame(iteration_rows(self.store))
+
+    def stopping_config(self) -> "StoppingConfig":
+        """The user's stopping rules (label budget, plateau, target accuracy, max iterations)."""
+        from adde_core.loop.engine import STOPPING_KEY
+        from adde_core.loop.stopping import StoppingConfig
+
+        return StoppingConfig(**(self.store.get_meta(STOPPING_KEY) or {}))
+
+    def set_stopping_config(self, config: "StoppingConfig") -> None:
+        """Store the stopping rules with the project."""
+        from adde_core.loop.engine import STOPPING_KEY
+
+        self.store.set_meta(STOPPING_KEY, {k: getattr(config, k) for k in config.__dataclass_fields__})
+
+    def check_stop(self, model_key: str | None = None) -> "StopDecision":
+        """The stopping rules applied to the recorded history."""
+        return self.engine(model_key).check_stop()
+
+    def simulation_data_unsplit(self, roles_for: Any, model_key: str | None = None) -> "SimulationData":
+        """Every real labelled item with its true label, split by ``roles_for(labels) -> roles``."""
+        from adde_core.loop.simulation import SimulationData
+
+        engine = self.engine(model_key)
+        ws = engine.storage.working_set()
+        items = self.store.items_frame(include_hidden=True).set_index("id").reindex(ws.ids)
+        truth = items["oracle_label"].where(items["oracle_label"].notna(), items["label"])
+        keep = (ws.source != "synthetic") & truth.notna().to_numpy()
+        labels = truth.to_numpy()[keep]
+        return SimulationData(ws.X[keep], roles_for(labels), labels, ws.ids[keep],
+                              None if ws.groups is None else ws.groups[keep], self.subgroup_attribute,
+                              None if ws.paths is None else list(ws.paths[keep]), engine.embed_images, self.name)
+
+    def simulation_data(self, model_key: str | None = None) -> "SimulationData":
+        """This project as simulation data (hidden pool labels become the oracle's), in ``model_key``'s space."""
+        from adde_core.loop.simulation import SimulationData
+
+        engine = self.engine(model_key)
+        return SimulationData.from_workspace(self.workspace, engine.storage.model_key,  # type: ignore[attr-defined]
+                                             embed_images=engine.embed_images, name=self.name)
 
     def embeddings(self, model_key: str) -> StoredEmbeddings:
         """The stored embedding set for ``model_key``; raises AddeError naming what exists when absent."""

@@ -59,7 +59,7 @@ with st.expander("Oracle reviewer (simulation)"):
         cands = candidates_frame(project.store, set_id)
         decided = set(decision_states(project.store, list(cands["item_id"])).dropna(subset=["action"])["item_id"])
         todo = cands[~cands["item_id"].isin(decided)]
-        requests = run_action(OracleReviewer(project).decide, todo, candidate_set_id=set_id)
+        requests = run_action(project.oracle().decide, todo, project.working_set(), candidate_set_id=set_id)
         if requests is not None:
             done, conflicts = record_decisions(project.store, requests)
             accepted = sum(d["action"] in ("accept", "relabel") for d in done)

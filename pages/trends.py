@@ -6,12 +6,11 @@ import streamlit as st
 from adde_core.analysis import LatentMap
 from adde_core.errors import AddeError
 from adde_core.loop import StoppingConfig
-from adde_core.loop.runner import check_stop, run_oracle_iteration, set_stopping_config, stopping_config
 from adde_core.model.finetune import FINETUNE_NOTE, finetune_backbone
-from adde_core.review import valid_items
 from adde_core.ui.feedback import progress_bar, run_action
 from adde_core.ui.state import current_project, require_shell
-from adde_core.ui.trends import evolving_map_figure, trends_figure
+from adde_core.ui.trends import (MAP_COLOURINGS, curves_csv, evolving_map_figure, iteration_headline,
+                                 iteration_sentence, trends_figure)
 
 require_shell("pages/trends.py")
 project = current_project()
@@ -21,11 +20,12 @@ if project.store.embedding_sets().empty:
     st.stop()
 
 t = project.current_iteration
-valid = valid_items(project.store)
-st.markdown(f"**Iteration {t}** · D_valid so far: **{len(valid)}** accepted or relabelled items")
+valid = project.valid_items()
+headline = st.empty()  # refilled below once a step has moved the loop on
+headline.markdown(iteration_headline(t, len(valid)))
 
 with st.expander("Stopping rules"):
-    current = stopping_config(project)
+    current = project.stopping_config()
     c1, c2, c3, c4 = st.columns(4)
     budget = c1.number_input("Label budget (0 = none)", 0, 1_000_000, current.label_budget or 0, 10)
     target = c2.number_input("Target val accuracy (0 = none)", 0.0, 1.0, current.target_accuracy or 0.0, 0.01)
@@ -34,13 +34,13 @@ with st.expander("Stopping rules"):
     chosen = StoppingConfig(label_budget=budget or None, target_accuracy=target or None, plateau_iterations=plateau,
                             plateau_tolerance=current.plateau_tolerance, max_iterations=max_it or None)
     if chosen != current:
-        set_stopping_config(project, chosen)
+        project.set_stopping_config(chosen)
 
 c1, c2, c3 = st.columns([2, 2, 3])
 if c1.button("Next iteration with my decisions", help="D_{t+1} = D_t ∪ D_valid, retrain, measure, adapt."):
     summary = run_action(project.next_iteration)
     if summary is not None:
-        st.success(f"Iteration {summary.index}: added {summary.added or 'nothing'}")
+        st.success(iteration_sentence(summary, project.metrics_history()))
 with c3.popover("Oracle stepping (simulation)"):
     st.caption("The oracle is a simulation: hidden pool labels, and a reference head for generated items.")
     per_iteration = st.number_input("Labels per iteration", 4, 500, 40, 4)
@@ -49,11 +49,11 @@ with c3.popover("Oracle stepping (simulation)"):
     until = st.button("Run until a stopping rule fires (at most 10)", key="oracle_until")
 if one or until:
     for _ in range(10 if until else 1):
-        summary = run_action(run_oracle_iteration, project, budget=int(per_iteration), generate=generate,
+        summary = run_action(project.run_oracle_iteration, budget=int(per_iteration), generate=generate,
                              progress=progress_bar(f"Iteration {project.current_iteration} with the oracle"))
         if summary is None:
             break
-        st.success(f"Iteration {summary.index}: added {summary.added}. " + " · ".join(summary.effects[:3]))
+        st.success(iteration_sentence(summary, project.metrics_history()))
         if summary.stop_reason or not until:
             break
 with st.expander("Fine-tune the backbone (optional; GPU recommended)"):
@@ -67,27 +67,35 @@ with st.expander("Fine-tune the backbone (optional; GPU recommended)"):
             st.success(f"New embedding set {result.model_key}: {result.n_train} training items, {result.epochs} "
                        f"epochs on {result.device}, train accuracy {result.train_accuracy:.3f}, "
                        f"{result.seconds:.0f} s")
-decision = check_stop(project) if project.current_iteration > 0 else None
+decision = project.check_stop() if project.current_iteration > 0 else None
 if decision is not None:
     (st.warning if decision.stop else st.caption)(decision.reason)
 
 history = project.metrics_history()
+if project.current_iteration != t:
+    headline.markdown(iteration_headline(project.current_iteration, len(valid_items(project.store))))
 if "val_accuracy" not in history or history["val_accuracy"].isna().all():
     st.info("No metrics yet: run an iteration (or click **Next iteration**) to record the first numbers.")
     st.stop()
 st.plotly_chart(trends_figure(history), key="trends_chart")
+st.download_button("Download the curves (CSV)", curves_csv(history), file_name=f"{project.name}-trends.csv",
+                   mime="text/csv", key="trends_csv", icon=":material/download:", on_click="ignore",
+                   help="One row per iteration, one column per curve; rates as fractions (0.831 = 83.1%).")
 
 st.subheader("The evolving latent map")
 try:
     latent = LatentMap.load(project.map_path(project.default_model_key()))
 except (AddeError, FileNotFoundError):
+    latent = None  # no st.stop(): the table below still shows, and app.py still refreshes the sidebar
     st.info("Open **Explore** once to compute the map.")
-    st.stop()
-coords = pd.DataFrame({"id": latent.ids, "x": latent.coords[:, 0], "y": latent.coords[:, 1]})
-items = project.items()[["id", "role", "label", "source", "iteration_added"]]
-shown = st.slider("Iteration", 0, max(project.current_iteration, 1), project.current_iteration, key="map_iteration",
-                  disabled=project.current_iteration == 0)
-st.plotly_chart(evolving_map_figure(coords, items, int(shown)), key="evolving_map")
+if latent is not None:
+    coords = pd.DataFrame({"id": latent.ids, "x": latent.coords[:, 0], "y": latent.coords[:, 1]})
+    items = project.items()[["id", "role", "label", "source", "iteration_added"]]
+    m1, m2 = st.columns([3, 1])
+    shown = m1.slider("Iteration", 0, max(project.current_iteration, 1), project.current_iteration,
+                      key="map_iteration", disabled=project.current_iteration == 0)
+    colour_by = m2.radio("Colour by", MAP_COLOURINGS, horizontal=True, key="map_colour_by")
+    st.plotly_chart(evolving_map_figure(coords, items, int(shown), colour_by=colour_by), key="evolving_map")
 
 st.subheader("Iterations")
 table = history.drop(columns=[c for c in history.columns if "." in c or c == "config"])

@@ -1,8 +1,15 @@
-"""Acquisition for a region: retrieve from the pool or generate, gate, rank, and store the candidate set."""
+"""Acquisition for a region over the loop's working set: retrieve from the pool or generate, gate, and rank.
+
+These stages take plain arguments (a :class:`~adde_core.working_set.WorkingSet`, the head,
+an index) and return a :class:`Proposal`: ranked candidates with the whole ranking result,
+ready to be stored by whatever storage the loop runs on (the project's database, or memory in a
+simulation). The app's Retrieve/Generate buttons, oracle stepping and every simulation call them.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -10,18 +17,21 @@ import numpy as np
 import pandas as pd
 
 from adde_core.errors import AddeError
-from adde_core.review.candidates import save_candidate_set, save_provenance
-from adde_core.review.decisions import decision_states, valid_items
 
 if TYPE_CHECKING:
+    from adde_core.acquisition.generation.base import GeneratedBatch, RegionTarget
     from adde_core.analysis.regions import SparseRegion
     from adde_core.embedding.base import ProgressCallback
+    from adde_core.working_set import WorkingSet
     from adde_core.model import LinearHead
-    from adde_core.project import Project
-    from adde_core.ranking import RankingWeights
+    from adde_core.ranking import RankedCandidates, RankingWeights
 
 #: Nearest labelled items listed beside each candidate in the review grid.
 N_NEAREST = 3
+#: ``register(batch, kept_rows, vectors, provenance) -> ids``: stores generated items; returns their ids.
+RegisterFn = Callable[["GeneratedBatch", np.ndarray, np.ndarray, list[dict[str, Any]]], list[str]]
+#: ``embed_images(images) -> (n, d) float32``: embeds generated images (uint8 arrays) in the data's space.
+EmbedFn = Callable[[Sequence[np.ndarray]], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,15 @@ class RegionSpec:
         return cls(f"selection/{len(ids)}-items", "selection", tuple(str(i) for i in ids),
                    f"Map selection of {len(ids)} items.")
 
+    @classmethod
+    def coerce(cls, region: Any) -> "RegionSpec":
+        """A RegionSpec from a RegionSpec, a SparseRegion or a list of selected ids."""
+        if isinstance(region, RegionSpec):
+            return region
+        if isinstance(region, (list, tuple)):
+            return cls.from_selection(list(region))
+        return cls.from_sparse(region)
+
     def as_dict(self) -> dict[str, Any]:
         """What is stored with a candidate set (member ids capped so the row stays small)."""
         return {"region_id": self.region_id, "kind": self.kind, "size": len(self.member_ids),
@@ -65,194 +84,303 @@ class RegionSpec:
 
 
 @dataclass(frozen=True, eq=False)
-class AcquisitionResult:
-    """A stored candidate set and what happened on the way to it."""
+class Proposal:
+    """Ranked candidates from one acquisition, before they are stored.
 
-    set_id: int
-    mode: str
-    candidates: pd.DataFrame
-    summary: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, eq=False)
-class LoopState:
-    """Everything acquisition needs about the current iteration, rows aligned with ``ids``.
-
-    ``labelled`` marks D_t ∪ D_valid (the seed-role dataset plus items accepted in this
-    iteration) and ``labels`` holds their labels; the head is trained on D_t only, the
-    model of the iteration, while diversity is measured against D_t ∪ D_valid so a
-    second acquisition does not fetch what was just accepted.
+    Attributes
+    ----------
+    mode : str
+        ``retrieve`` (pool items for a region), ``pool`` (a ranking of the whole pool),
+        ``generate`` (generated items), ``pseudo`` (pool items labelled by the head, no review) or
+        ``augment`` (label-preserving augmentations, no review).
+    region : dict
+        :meth:`RegionSpec.as_dict`, or ``{}``.
+    frame : pandas.DataFrame
+        ``id``, ``rank``, ``score``, the breakdown columns, ``suggested_label``, ``via`` ...
+    ranking : dict
+        The whole ranking result that ordered the frame: strategy, the weights that acted,
+        uncertainty, criterion, region weight, random state, input fingerprint, notes.
+    params : dict
+    summary : dict
     """
 
-    model_key: str
-    ids: np.ndarray
-    vectors: np.ndarray
-    items: pd.DataFrame
-    labelled: np.ndarray
-    labels: np.ndarray
-    decided: set[str]
-    head: "LinearHead"
+    mode: str
+    region: Mapping[str, Any]
+    frame: pd.DataFrame
+    ranking: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    summary: Mapping[str, Any] = field(default_factory=dict)
 
-    def rows(self, ids: list[str] | np.ndarray) -> np.ndarray:
-        """Row indices of ``ids`` (all must be present)."""
-        index = pd.Index(self.ids)
-        rows = index.get_indexer(list(ids))
-        if (rows < 0).any():
-            missing = [i for i, r in zip(ids, rows) if r < 0][:5]
-            raise AddeError(f"items {missing} have no embedding under {self.model_key!r}; embed the project first")
-        return rows
+    @property
+    def strategy(self) -> str:
+        return str(self.ranking.get("strategy", ""))
 
+    @property
+    def weights(self) -> dict[str, float]:
+        """The (α, β, γ) that actually ranked the candidates."""
+        w = self.ranking.get("weights") or (0.0, 0.0, 0.0)
+        return {"alpha": float(w[0]), "beta": float(w[1]), "gamma": float(w[2])}
 
-def loop_state(project: "Project", model_key: str | None = None) -> LoopState:
-    """Collect embeddings, D_t, D_valid and the current head for ``model_key``."""
-    model_key = model_key or project.default_model_key()
-    stored = project.embeddings(model_key)
-    items = project.items().set_index("id", drop=False).reindex(stored.ids)
-    labelled = np.array((items["role"] == "seed") & items["label"].notna(), dtype=bool)
-    labels = np.array(items["label"], dtype=object)
-    head = project.head(model_key)
-    valid = valid_items(project.store)
-    rows = pd.Index(stored.ids).get_indexer(valid["item_id"])
-    ok = rows >= 0
-    labelled[rows[ok]] = True
-    labels[rows[ok]] = valid["label"].to_numpy()[ok]
-    decided = set(decision_states(project.store).dropna(subset=["action"])["item_id"])
-    return LoopState(model_key, stored.ids, stored.vectors, items.reset_index(drop=True), labelled, labels, decided,
-                     head)
+    def head(self, n: int) -> "Proposal":
+        """The top ``n`` candidates only (what a budgeted reviewer is shown)."""
+        return Proposal(self.mode, self.region, self.frame.head(n).reset_index(drop=True), self.ranking,
+                        self.params, {**self.summary, "n_shown": int(min(n, len(self.frame)))})
 
 
-def _region_vectors(state: LoopState, region: RegionSpec) -> tuple[np.ndarray, np.ndarray]:
-    members = [i for i in region.member_ids if i in set(state.ids)]
-    if not members:
-        raise AddeError(f"region {region.region_id!r}: none of its items has an embedding under {state.model_key!r}")
-    member_vectors = state.vectors[state.rows(members)]
-    return member_vectors.mean(axis=0), member_vectors
+def ranking_record(ranked: "RankedCandidates") -> dict[str, Any]:
+    """The ranking result minus the frame, JSON-ready: stored with each candidate set."""
+    rs = ranked.random_state
+    return {"strategy": ranked.strategy, "weights": [float(w) for w in ranked.weights],
+            "uncertainty": ranked.uncertainty, "criterion": ranked.criterion,
+            "region_weight": float(ranked.region_weight),
+            "random_state": rs if rs is None or isinstance(rs, int) else "generator",
+            "input_fingerprint": ranked.input_fingerprint, "notes": list(ranked.notes)}
 
 
-def _nearest_labelled(state: LoopState, vectors: np.ndarray) -> list[list[str]]:
+def region_rows(ws: "WorkingSet", region: RegionSpec) -> np.ndarray:
+    """Rows of the region's members that have an embedding in ``ws``."""
+    rows = ws.rows(region.member_ids)
+    if len(rows) == 0:
+        raise AddeError(f"region {region.region_id!r}: none of its items has an embedding under {ws.model_key!r}")
+    return rows
+
+
+def nearest_labelled(ws: "WorkingSet", vectors: np.ndarray) -> list[list[str]]:
+    """The ``N_NEAREST`` items of D_t ∪ D_valid nearest each vector (shown beside each candidate)."""
     from adde_core.acquisition.retrieval import exact_knn
 
-    pool = np.flatnonzero(state.labelled)
-    if len(pool) == 0 or len(vectors) == 0:
+    rows, _ = ws.dataset_and_pending
+    if len(rows) == 0 or len(vectors) == 0:
         return [[] for _ in range(len(vectors))]
-    _, idx = exact_knn(state.vectors[pool], vectors, min(N_NEAREST, len(pool)))
-    return [[str(state.ids[pool[j]]) for j in row] for row in idx]
+    _, idx = exact_knn(ws.X[rows], vectors, min(N_NEAREST, len(rows)))
+    return [[str(ws.ids[rows[j]]) for j in row] for row in idx]
 
 
-def _rank(state: LoopState, ids: list[str], vectors: np.ndarray, probs: np.ndarray, quality: np.ndarray,
-          centroid: np.ndarray, *, strategy: str, weights: "RankingWeights | None", k: int | None,
-          random_state: int) -> pd.DataFrame:
+def rank(ws: "WorkingSet", ids: Sequence[str], vectors: np.ndarray, probs: np.ndarray | None,
+         quality: np.ndarray | None, centroid: np.ndarray | None, *, strategy: str,
+         weights: "RankingWeights | None", k: int | None, random_state: int) -> "RankedCandidates":
+    """Rank candidates against D_t ∪ D_valid (so a second acquisition does not fetch what was just accepted)."""
     from adde_core.ranking import RankingInput, RankingWeights, rank_candidates
 
-    ranked = rank_candidates(
-        RankingInput(ids=ids, vectors=vectors, probs=probs, quality=quality,
-                     labelled_vectors=state.vectors[state.labelled], region_centroid=centroid),
+    rows, labels = ws.dataset_and_pending
+    return rank_candidates(
+        RankingInput(ids=list(ids), vectors=vectors, probs=probs, quality=quality, labelled_vectors=ws.X[rows],
+                     region_centroid=centroid, labelled_labels=labels),
         strategy=strategy, k=k, weights=weights or RankingWeights(), random_state=random_state,
     )
-    return ranked.frame
 
 
-def _pool_index(project: "Project", state: LoopState, pool_rows: np.ndarray) -> Any:
-    """A search index over the pool, built once per embedding set and kept with the project.
+def retrieve_candidates(ws: "WorkingSet", head: "LinearHead", region: RegionSpec, *, k: int = 50,
+                        strategy: str = "adde", weights: "RankingWeights | None" = None,
+                        uncertain_share: float = 0.2, index: Any = None, random_state: int = 0) -> Proposal:
+    """Retrieve pool items for a region and rank them.
 
-    Below :class:`~adde_core.acquisition.retrieval.VectorIndex`'s ANN threshold (200k items)
-    it is exact and cheap; above it, a FAISS IVF index whose build (tens of seconds at
-    10^6) is worth keeping across acquisitions.
-    """
-    from adde_core.acquisition.retrieval import VectorIndex
-
-    key = ("pool-index", state.model_key, project.embeddings(state.model_key).fingerprint)
-    if key not in project._indexes:
-        project._indexes = {key: VectorIndex().fit(state.vectors[pool_rows], ids=state.ids[pool_rows])}
-    return project._indexes[key]
-
-
-def acquire_from_pool(project: "Project", region: RegionSpec, *, model_key: str | None = None, k: int = 50,
-                      strategy: str = "adde", weights: "RankingWeights | None" = None, uncertain_share: float = 0.2,
-                      random_state: int = 0) -> AcquisitionResult:
-    """Retrieve pool items for a region, rank them, and store them as a candidate set.
-
-    Pool items already decided on are skipped. Suggested labels are the current head's
+    Pool items someone already decided on are skipped. Suggested labels are the head's
     predictions; the quality term is 1 for real pool items.
 
     Parameters
     ----------
-    project, region
-    model_key
-        Embedding set to search in (default: the project's default).
+    ws, head
+        The working set and the head trained on its D_t.
+    region
     k
         Candidates to retrieve and rank.
     strategy, weights
         See :func:`adde_core.ranking.rank_candidates`.
     uncertain_share
         Share of ``k`` filled with the most uncertain pool items near the region.
+    index
+        A :class:`~adde_core.acquisition.retrieval.VectorIndex` over the real pool (rows where
+        ``role == "pool"`` and the source is not synthetic), built once per pool.
     """
     from adde_core.acquisition.retrieval import retrieve_for_region
 
     started = time.perf_counter()
-    state = loop_state(project, model_key)
-    centroid, member_vectors = _region_vectors(state, region)
-    pool = np.array((state.items["role"] == "pool") & (state.items["source"] != "synthetic"), dtype=bool)
-    pool_rows = np.flatnonzero(pool)
-    if len(pool_rows) == 0 or not (set(state.ids[pool_rows]) - state.decided):
+    members = region_rows(ws, region)
+    member_vectors = ws.X[members]
+    centroid = member_vectors.mean(axis=0)
+    pool_rows = np.flatnonzero((ws.role == "pool") & (ws.source != "synthetic"))
+    if not ws.available.any():
         raise AddeError("the pool is empty (or every pool item has been decided); ingest more unlabelled items")
-    probs = state.head.predict_proba(state.vectors[pool_rows])
-    hits = retrieve_for_region(state.vectors[pool_rows], state.ids[pool_rows], centroid=centroid,
-                               member_vectors=member_vectors, k=k, probs=probs, uncertain_share=uncertain_share,
-                               exclude_ids=state.decided, index=_pool_index(project, state, pool_rows))
+    probs = head.predict_proba(ws.X[pool_rows])
+    hits = retrieve_for_region(ws.X[pool_rows], ws.ids[pool_rows], centroid=centroid, member_vectors=member_vectors,
+                               k=k, probs=probs, uncertain_share=uncertain_share, exclude_ids=set(ws.decided),
+                               index=index, random_state=random_state)
     ids = [str(i) for i in hits["id"]]
-    local = pd.Index(state.ids[pool_rows]).get_indexer(ids)
-    vectors, cand_probs = state.vectors[pool_rows[local]], probs[local]
-    ranked = _rank(state, ids, vectors, cand_probs, np.ones(len(ids)), centroid, strategy=strategy,
-                   weights=weights, k=None, random_state=random_state)
-    order = pd.Index(ids).get_indexer(ranked["id"])
-    ranked = ranked.assign(suggested_label=state.head.classes_[np.argmax(cand_probs[order], axis=1)],
-                           confidence=cand_probs[order].max(axis=1),
-                           via=hits.set_index("id").loc[ranked["id"], "via"].to_numpy(),
-                           similarity=hits.set_index("id").loc[ranked["id"], "similarity"].to_numpy())
-    summary = {"n_pool": int(len(pool_rows)), "n_candidates": int(len(ranked)),
-               "nearest": dict(zip(ranked["id"], _nearest_labelled(state, vectors[order]))),
+    local = pd.Index(ws.ids[pool_rows]).get_indexer(ids)
+    vectors, cand_probs = ws.X[pool_rows[local]], probs[local]
+    ranked = rank(ws, ids, vectors, cand_probs, None, centroid, strategy=strategy, weights=weights, k=None,
+                  random_state=random_state)
+    order = pd.Index(ids).get_indexer(ranked.frame["id"])
+    by_id = hits.set_index("id")
+    frame = ranked.frame.assign(suggested_label=head.classes_[np.argmax(cand_probs[order], axis=1)],
+                                confidence=cand_probs[order].max(axis=1),
+                                via=by_id.loc[ranked.frame["id"], "via"].to_numpy(),
+                                similarity=by_id.loc[ranked.frame["id"], "similarity"].to_numpy())
+    summary = {"n_pool": int(ws.available.sum()), "n_candidates": int(len(frame)),
+               "nearest": dict(zip(frame["id"], nearest_labelled(ws, vectors[order]))),
                "seconds": round(time.perf_counter() - started, 3)}
-    set_id = save_candidate_set(
-        project.store, iteration=project.current_iteration, mode="retrieve", region=region.as_dict(),
-        strategy=strategy, weights=_weights_dict(weights), params={"k": k, "uncertain_share": uncertain_share,
-                                                                   "model_key": state.model_key},
-        ranked=ranked, summary=summary)
-    return AcquisitionResult(set_id, "retrieve", ranked, summary)
+    return Proposal("retrieve", region.as_dict(), frame, ranking_record(ranked),
+                    {"k": k, "uncertain_share": uncertain_share, "model_key": ws.model_key}, summary)
 
 
-def _weights_dict(weights: "RankingWeights | None") -> dict[str, float]:
-    from dataclasses import asdict
+def rank_pool(ws: "WorkingSet", head: "LinearHead", *, k: int, strategy: str, weights: "RankingWeights | None" = None,
+              random_state: int = 0) -> Proposal:
+    """Rank the whole available pool with one registry strategy and keep the top ``k`` (the baselines' acquisition)."""
+    rows = np.flatnonzero(ws.available)
+    if len(rows) == 0:
+        raise AddeError("the pool is empty (or every pool item has been decided); ingest more unlabelled items")
+    probs = head.predict_proba(ws.X[rows])
+    ranked = rank(ws, ws.ids[rows], ws.X[rows], probs, None, None, strategy=strategy, weights=weights,
+                  k=min(k, len(rows)), random_state=random_state)
+    pos = ranked.frame["position"].to_numpy()
+    frame = ranked.frame.assign(suggested_label=head.classes_[np.argmax(probs[pos], axis=1)],
+                                confidence=probs[pos].max(axis=1), via=strategy)
+    return Proposal("pool", {}, frame, ranking_record(ranked), {"k": k, "model_key": ws.model_key},
+                    {"n_pool": int(len(rows)), "n_candidates": int(len(frame))})
 
-    from adde_core.ranking import RankingWeights
 
-    return asdict(weights or RankingWeights())
-
-
-def _region_target(state: LoopState, region: RegionSpec, centroid: np.ndarray, *, max_images: int = 64,
-                   random_state: int = 0) -> Any:
+def region_target(ws: "WorkingSet", region: RegionSpec, *, max_images: int = 64, random_state: int = 0) -> "RegionTarget":
     """A generator's view of the region: member images (labelled first), labels, vectors, nearest examples."""
     from adde_core.acquisition.generation.base import RegionTarget, load_image_array
 
-    rows = state.rows([i for i in region.member_ids if i in set(state.ids)])
+    rows = region_rows(ws, region)
+    centroid = ws.X[rows].mean(axis=0)
+    data_rows, data_labels = ws.dataset_and_pending
+    label_of = {int(r): str(lab) for r, lab in zip(data_rows, data_labels)}
     # Only dataset and pool images feed a generator: val/OOD pixels must never leak into training data.
-    usable = state.items["path"].notna() & state.items["role"].isin(("seed", "pool"))
-    rows = rows[usable.to_numpy()[rows]]
-    known = rows[state.labelled[rows]]
+    usable = rows[np.isin(ws.role[rows], ("seed", "pool"))]
+    if ws.paths is not None:
+        usable = usable[[ws.paths[r] is not None for r in usable]] if len(usable) else usable
+    else:
+        usable = usable[:0]
+    known = np.asarray([r for r in usable if int(r) in label_of], dtype=np.int64)
+    rest = np.asarray([r for r in usable if int(r) not in label_of], dtype=np.int64)
     rng = np.random.default_rng(random_state)
-    rest = rng.permutation(rows[~state.labelled[rows]])
-    chosen = np.concatenate([rng.permutation(known), rest])[:max_images].astype(int)
-    labels = [state.labels[r] for r in chosen]
-    counts = pd.Series([lab for lab in state.labels[known]]).value_counts()
-    nearest = _nearest_labelled(state, centroid[None, :])[0]
-    label_of = dict(zip(state.ids, state.labels))
+    chosen = np.concatenate([rng.permutation(known), rng.permutation(rest)])[:max_images].astype(int)
+    counts = pd.Series([label_of[int(r)] for r in known]).value_counts()
+    nearest = nearest_labelled(ws, centroid[None, :])[0]
+    all_labels = dict(zip(map(str, ws.ids[data_rows]), data_labels))
     return RegionTarget(
         region_id=region.region_id, centroid=centroid, member_ids=tuple(region.member_ids),
-        member_images=tuple(load_image_array(state.items["path"].iloc[r]) for r in chosen),
-        member_labels=tuple(labels), member_vectors=state.vectors[chosen],
+        member_images=tuple(load_image_array(ws.paths[r]) for r in chosen),
+        member_labels=tuple(label_of.get(int(r)) for r in chosen), member_vectors=ws.X[chosen],
         label_counts={str(k): int(v) for k, v in counts.items()}, description=region.description,
-        nearest_example_ids=tuple(nearest), nearest_example_labels=tuple(label_of.get(i) for i in nearest),
+        nearest_example_ids=tuple(nearest), nearest_example_labels=tuple(all_labels.get(i) for i in nearest),
     )
+
+
+def generator_training_rows(ws: "WorkingSet") -> tuple[np.ndarray, np.ndarray]:
+    """Rows and labels a generator trains on: the real images of D_t ∪ D_valid."""
+    rows, labels = ws.dataset_and_pending
+    if ws.paths is None:
+        return rows[:0], labels[:0]
+    keep = np.array([ws.source[r] != "synthetic" and ws.paths[r] is not None for r in rows], dtype=bool)
+    return rows[keep], labels[keep]
+
+
+def train_generator(ws: "WorkingSet", name: str, params: Mapping[str, Any] | None = None, *,
+                    random_state: int = 0, progress: "ProgressCallback | None" = None) -> Any:
+    """Fit generator ``name`` on the real images of D_t ∪ D_valid (callers cache it by :func:`generator_key`)."""
+    from adde_core.acquisition.generation import create_generator
+    from adde_core.acquisition.generation.base import load_image_array
+
+    rows, labels = generator_training_rows(ws)
+    if len(rows) == 0:
+        raise AddeError("no labelled images to train a generator on: the data has no image files, or nothing is "
+                        "labelled yet")
+    params = dict(params or {})
+    if "random_state" in _accepted(name) and "random_state" not in params:
+        params["random_state"] = random_state
+    generator = create_generator(name, **params)
+    generator.fit([load_image_array(ws.paths[r]) for r in rows], [str(x) for x in labels], conditions=ws.X[rows],
+                  progress=progress)
+    return generator
+
+
+def _accepted(name: str) -> set[str]:
+    import inspect
+
+    from adde_core.acquisition.generation import GENERATORS
+
+    factory = GENERATORS.get(name)
+    return set(inspect.signature(factory).parameters) if factory is not None else set()
+
+
+def generator_key(ws: "WorkingSet", name: str, params: Mapping[str, Any] | None = None, *,
+                  random_state: int = 0) -> str:
+    """Identifies a trained generator: its name, parameters, seed and the exact images and labels it learnt from."""
+    import hashlib
+
+    rows, labels = generator_training_rows(ws)
+    h = hashlib.sha1(repr((name, sorted((params or {}).items()), ws.model_key, random_state)).encode())
+    for i, lab in zip(ws.ids[rows], labels):
+        h.update(f"{i}\t{lab}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def generate_candidates(ws: "WorkingSet", head: "LinearHead", region: RegionSpec, *, generator: Any,
+                        embed_images: EmbedFn, register: RegisterFn, n: int = 48, label: str | None = None,
+                        prompt: str | None = None, gate_config: Any = None, strategy: str = "adde",
+                        weights: "RankingWeights | None" = None, seed: int = 0,
+                        generator_name: str = "") -> Proposal:
+    """Generate images aimed at a region, gate them, register the kept ones, and rank them.
+
+    Kept images are handed to ``register`` (which stores them as ``candidate`` items with their
+    provenance and returns their ids); the dropped ones are listed with their reasons in the
+    proposal's summary. Candidates are ranked by the same strategy as retrieved ones, with the
+    gate score as Q.
+    """
+    from adde_core.acquisition.quality_gate import GateConfig, gate_candidates, region_radius
+
+    started = time.perf_counter()
+    members = region_rows(ws, region)
+    centroid = ws.X[members].mean(axis=0)
+    target = region_target(ws, region, random_state=seed)
+    kwargs: dict[str, Any] = {"label": label, "seed": seed}
+    if prompt is not None:
+        kwargs["prompt"] = prompt
+    batch = generator.generate(target, n, **kwargs)
+    vectors = np.asarray(embed_images(batch.images), dtype=np.float32) if len(batch.images) else \
+        np.zeros((0, ws.X.shape[1]), np.float32)
+    real = ws.source != "synthetic"
+    report = gate_candidates(vectors, batch.labels, centroid=centroid,
+                             radius=region_radius(ws.X[members], centroid), reference_vectors=ws.X[real],
+                             probs=head.predict_proba(vectors) if len(vectors) else None, classes=head.classes_,
+                             config=gate_config or GateConfig())
+    kept = np.flatnonzero(np.asarray(report.kept, dtype=bool))
+    region_info = {k: v for k, v in region.as_dict().items() if k != "member_ids"}
+    provenance = [{"generator": batch.generator or getattr(generator, "key", generator_name), "params": batch.params,
+                   "prompt": batch.prompt, "seed": batch.seeds[i], "target_region": region_info,
+                   "intended_label": batch.labels[i],
+                   "gate": {"reason": report.reasons[i], "score": float(report.gate_score[i])}} for i in kept]
+    ids = register(batch, kept, vectors[kept], provenance) if len(kept) else []
+    summary: dict[str, Any] = {"n_generated": len(batch.images), "n_kept": int(len(kept)), "gate": report.summary(),
+                               "dropped": [{"index": int(i), "reason": report.reasons[i]}
+                                           for i in np.flatnonzero(~np.asarray(report.kept, dtype=bool))],
+                               "prompt": batch.prompt, "generator": getattr(generator, "key", generator_name),
+                               "label": batch.labels[0] if batch.labels else label}
+    if len(kept):
+        kept_vectors = vectors[kept]
+        probs = head.predict_proba(kept_vectors)
+        ranked = rank(ws, ids, kept_vectors, probs, np.asarray(report.gate_score, dtype=float)[kept], centroid,
+                      strategy=strategy, weights=weights, k=None, random_state=seed)
+        intended = dict(zip(ids, [batch.labels[i] for i in kept]))
+        order = pd.Index(ids).get_indexer(ranked.frame["id"])
+        frame = ranked.frame.assign(suggested_label=[intended[i] for i in ranked.frame["id"]],
+                                    confidence=probs[order].max(axis=1), via=generator_name or "generator")
+        summary["nearest"] = dict(zip(frame["id"], nearest_labelled(ws, kept_vectors[order])))
+        record = ranking_record(ranked)
+    else:
+        frame = pd.DataFrame(columns=["id", "rank", "score", "suggested_label", "via"])
+        from adde_core.ranking import RankingWeights
+
+        w = (weights or RankingWeights()).normalized()
+        record = {"strategy": strategy, "weights": [float(x) for x in w], "input_fingerprint": ""}
+    summary["seconds"] = round(time.perf_counter() - started, 3)
+    return Proposal("generate", region.as_dict(), frame, record,
+                    {"generator": generator_name, "n": n, "label": label, "seed": seed, "model_key": ws.model_key},
+                    summary)
 
 
 #: Words CLIP scores against a region's centre to describe it in a generation prompt.
@@ -277,150 +405,10 @@ def zero_shot_attribute_words(embedder: Any, centroid: np.ndarray, *, vocabulary
     return [vocabulary[i] for i in np.argsort(-sims, kind="stable")[:top]]
 
 
-def suggest_prompt(project: "Project", region: RegionSpec, *, model_key: str | None = None) -> str:
+def suggest_prompt(ws: "WorkingSet", region: RegionSpec, embedder: Any) -> str:
     """A text-to-image prompt describing the region: its labels, nearest examples and, with CLIP, attribute words."""
     from adde_core.acquisition.generation.diffusion import describe_region_prompt
 
-    state = loop_state(project, model_key)
-    centroid, _ = _region_vectors(state, region)
-    words = zero_shot_attribute_words(project.embedder_for(state.model_key), centroid)
-    return describe_region_prompt(_region_target(state, region, centroid, max_images=0), attribute_words=words)
-
-
-def trained_generator(project: "Project", state: LoopState, name: str, params: dict[str, Any] | None = None,
-                      progress: "ProgressCallback | None" = None) -> Any:
-    """The generator ``name`` fitted on the real items of D_t ∪ D_valid, trained once per dataset state.
-
-    Trained generators are kept in memory and, where the generator can save itself,
-    on disk under ``cache/generators/`` so a restart does not retrain.
-    """
-    import hashlib
-
-    from adde_core.acquisition.generation import create_generator
-
-    params = dict(params or {})
-    real = state.labelled & (state.items["source"] != "synthetic").to_numpy() & state.items["path"].notna().to_numpy()
-    rows = np.flatnonzero(real)
-    if len(rows) == 0:
-        raise AddeError("no labelled images to train a generator on; label some items first")
-    generator = create_generator(name, **params)
-    digest = hashlib.sha1(repr((generator.key, sorted(params.items()), state.model_key)).encode())
-    for i, lab in zip(state.ids[rows], state.labels[rows]):
-        digest.update(f"{i}\t{lab}\n".encode())
-    cache_key = digest.hexdigest()[:16]
-    if cache_key in project._generators:
-        return project._generators[cache_key]
-    path = project.cache_dir / "generators" / f"{name}-{cache_key}.safetensors"
-    if path.exists() and hasattr(type(generator), "load"):
-        generator = type(generator).load(path)
-    else:
-        from adde_core.acquisition.generation.base import load_image_array
-
-        images = [load_image_array(p) for p in state.items["path"].iloc[rows]]
-        generator.fit(images, [str(x) for x in state.labels[rows]], conditions=state.vectors[rows], progress=progress)
-        if hasattr(generator, "save"):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            generator.save(path)
-    project._generators = {cache_key: generator}
-    return generator
-
-
-def acquire_by_generation(project: "Project", region: RegionSpec, *, model_key: str | None = None,
-                          generator: str = "cvae", n: int = 48, label: str | None = None, prompt: str | None = None,
-                          generator_params: dict[str, Any] | None = None, gate_config: Any = None,
-                          strategy: str = "adde", weights: "RankingWeights | None" = None, seed: int = 0,
-                          progress: "ProgressCallback | None" = None) -> AcquisitionResult:
-    """Generate images aimed at a region, gate them, store the kept ones as candidates, and rank them.
-
-    Kept images become items with role ``candidate`` and source ``synthetic`` whose
-    provenance (generator, parameters, prompt, seed, target region, gate verdict) is
-    stored; dropped images are kept on disk under ``dropped/`` and listed with their
-    reason in the candidate set's summary, so the user can see what the gate removed.
-
-    Parameters
-    ----------
-    generator
-        A key of :data:`adde_core.acquisition.generation.GENERATORS`.
-    n
-        Images to generate before the gate.
-    label
-        Label to generate (default: the region's dominant label).
-    prompt
-        For prompt-driven generators: the (user-edited) prompt.
-    progress
-        ``progress(done, total)`` while the generator trains.
-    """
-    from adde_core.acquisition.quality_gate import GateConfig, gate_candidates, region_radius
-    from adde_core.embedding import EmbeddingCache, embed_with_cache, file_sha1
-    from adde_core.store.models import ItemRecord
-
-    started = time.perf_counter()
-    state = loop_state(project, model_key)
-    embedder = project.embedder_for(state.model_key)
-    centroid, member_vectors = _region_vectors(state, region)
-    target = _region_target(state, region, centroid, random_state=seed)
-    gen = trained_generator(project, state, generator, generator_params, progress)
-    kwargs: dict[str, Any] = {"label": label, "seed": seed}
-    if prompt is not None:
-        kwargs["prompt"] = prompt
-    batch = gen.generate(target, n, **kwargs)
-    token = f"{project.current_iteration}-{int(time.time() * 1000):x}"
-    folder = project.data_dir / "synthetic" / token
-    paths = batch.save_pngs(folder, prefix="syn")
-    hashes = [file_sha1(p) for p in paths]
-    vectors = embed_with_cache(embedder, [str(p) for p in paths], hashes,
-                               EmbeddingCache(project.cache_dir / "embeddings")).vectors
-    real = (state.items["source"] != "synthetic").to_numpy()
-    report = gate_candidates(
-        vectors, batch.labels, centroid=centroid, radius=region_radius(member_vectors, centroid),
-        reference_vectors=state.vectors[real], probs=state.head.predict_proba(vectors),
-        classes=state.head.classes_, config=gate_config or GateConfig(),
-    )
-    kept = np.asarray(report.kept, dtype=bool)
-    ids = [f"syn-{token}-{i:03d}" for i in range(len(paths))]
-    dropped = []
-    for i in np.flatnonzero(~kept):
-        moved = folder / "dropped" / paths[i].name
-        moved.parent.mkdir(exist_ok=True)
-        paths[i].rename(moved)
-        dropped.append({"uri": project.to_uri(moved), "reason": report.reasons[i]})
-    region_info = {k: v for k, v in region.as_dict().items() if k != "member_ids"}
-    records = [ItemRecord(id=ids[i], role="candidate", uri=project.to_uri(paths[i]), source="synthetic",
-                          iteration_added=project.current_iteration, content_hash=hashes[i])
-               for i in np.flatnonzero(kept)]
-    run_id = project.store.start_run("generate", {"generator": gen.key, "region": region_info, "n": n})
-    project.store.add_items(records, run_id=run_id)
-    save_provenance(project.store, [
-        {"item_id": ids[i], "generator": batch.generator or gen.key, "params": batch.params, "prompt": batch.prompt,
-         "seed": batch.seeds[i], "target_region": region_info, "intended_label": batch.labels[i],
-         "gate": {"reason": report.reasons[i], "score": float(report.gate_score[i])}}
-        for i in np.flatnonzero(kept)
-    ])
-    summary: dict[str, Any] = {"n_generated": len(paths), "n_kept": int(kept.sum()), "gate": report.summary(),
-                               "dropped": dropped, "prompt": batch.prompt, "generator": gen.key,
-                               "label": batch.labels[0] if batch.labels else label}
-    if kept.any():
-        name, params = project.embed_params(state.model_key)
-        project.embed(name, params=params)
-        kept_rows = np.flatnonzero(kept)
-        kept_vectors = vectors[kept_rows]
-        probs = state.head.predict_proba(kept_vectors)
-        ranked = _rank(state, [ids[i] for i in kept_rows], kept_vectors, probs,
-                       np.asarray(report.gate_score, dtype=float)[kept_rows], centroid,
-                       strategy=strategy, weights=weights, k=None, random_state=seed)
-        intended = dict(zip(ids, batch.labels))
-        order = pd.Index([ids[i] for i in kept_rows]).get_indexer(ranked["id"])
-        ranked = ranked.assign(suggested_label=[intended[i] for i in ranked["id"]],
-                               confidence=probs[order].max(axis=1), via=generator)
-        summary["nearest"] = dict(zip(ranked["id"], _nearest_labelled(state, kept_vectors[order])))
-    else:
-        ranked = pd.DataFrame(columns=["id", "rank", "score", "suggested_label", "via"])
-    summary["seconds"] = round(time.perf_counter() - started, 3)
-    project.store.finish_run(run_id, summary={k: v for k, v in summary.items() if k not in ("nearest", "dropped")})
-    set_id = save_candidate_set(
-        project.store, iteration=project.current_iteration, mode="generate", region=region.as_dict(),
-        strategy=strategy, weights=_weights_dict(weights),
-        params={"generator": generator, "generator_params": generator_params or {}, "n": n, "label": label,
-                "seed": seed, "model_key": state.model_key}, ranked=ranked, summary=summary)
-    return AcquisitionResult(set_id, "generate", ranked, summary)
-
+    target = region_target(ws, region, max_images=0)
+    words = zero_shot_attribute_words(embedder, target.centroid)
+    return describe_region_prompt(target, attribute_words=words)

@@ -62,13 +62,13 @@ class GateConfig:
 
     def __post_init__(self) -> None:
         if not (isinstance(self.slack, (int, float)) and 0 < self.slack < np.inf):
-            raise ValueError(f"slack must be a positive number, got {self.slack!r}")
+            raise AddeError(f"slack must be a positive number, got {self.slack!r}")
         if not (isinstance(self.min_confidence, (int, float)) and 0 <= self.min_confidence <= 1):
-            raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence!r}")
+            raise AddeError(f"min_confidence must be in [0, 1], got {self.min_confidence!r}")
         if not (isinstance(self.dup_threshold, (int, float)) and -1 < self.dup_threshold <= 1):
-            raise ValueError(f"dup_threshold must be in (-1, 1], got {self.dup_threshold!r}")
+            raise AddeError(f"dup_threshold must be in (-1, 1], got {self.dup_threshold!r}")
         if not (isinstance(self.proximity_weight, (int, float)) and 0 <= self.proximity_weight <= 1):
-            raise ValueError(f"proximity_weight must be in [0, 1], got {self.proximity_weight!r}")
+            raise AddeError(f"proximity_weight must be in [0, 1], got {self.proximity_weight!r}")
 
 
 @dataclass(frozen=True, eq=False)

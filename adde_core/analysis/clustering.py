@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from adde_core.errors import AddeError
 from adde_core.analysis.density import array_fingerprint, as_matrix, knn, knn_density, reduce_for_search
 
 METHODS = ("hdbscan", "kmeans")
@@ -65,21 +66,21 @@ class ClusterConfig:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+            raise AddeError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.space not in SPACES:
-            raise ValueError(f"space must be one of {SPACES}, got {self.space!r}")
+            raise AddeError(f"space must be one of {SPACES}, got {self.space!r}")
         if self.noise not in NOISE_POLICIES:
-            raise ValueError(f"noise must be one of {NOISE_POLICIES}, got {self.noise!r}")
+            raise AddeError(f"noise must be one of {NOISE_POLICIES}, got {self.noise!r}")
         for name in ("n_components", "min_cluster_size", "min_samples", "pca_components", "n_epochs"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be None or a positive integer, got {value!r}")
+                raise AddeError(f"{name} must be None or a positive integer, got {value!r}")
         if self.min_cluster_size is not None and self.min_cluster_size < 2:
-            raise ValueError(f"min_cluster_size must be >= 2, got {self.min_cluster_size}")
+            raise AddeError(f"min_cluster_size must be >= 2, got {self.min_cluster_size}")
         if not isinstance(self.n_clusters, int) or self.n_clusters < 1:
-            raise ValueError(f"n_clusters must be a positive integer, got {self.n_clusters!r}")
+            raise AddeError(f"n_clusters must be a positive integer, got {self.n_clusters!r}")
         if not isinstance(self.n_neighbors, int) or self.n_neighbors < 2:
-            raise ValueError(f"n_neighbors must be an integer >= 2, got {self.n_neighbors!r}")
+            raise AddeError(f"n_neighbors must be an integer >= 2, got {self.n_neighbors!r}")
 
     @property
     def space_dim(self) -> int | None:
@@ -194,10 +195,10 @@ def cluster_embeddings(X: np.ndarray, ids: Sequence[str] | None = None, *, confi
     X = as_matrix(X)
     ids = np.asarray([str(i) for i in range(len(X))] if ids is None else list(ids), dtype=str)
     if len(ids) != len(X):
-        raise ValueError(f"{len(ids)} ids but {len(X)} rows in X")
+        raise AddeError(f"{len(ids)} ids but {len(X)} rows in X")
     Z = clustering_space(X, config) if space is None else as_matrix(space, name="space")
     if len(Z) != len(X):
-        raise ValueError(f"space has {len(Z)} rows but X has {len(X)}")
+        raise AddeError(f"space has {len(Z)} rows but X has {len(X)}")
     raw = _run_clusterer(Z, config)
     raw = _renumber_by_size(raw)
     labels = assign_noise(Z, raw, config.noise)
@@ -257,7 +258,7 @@ def assign_noise(Z: np.ndarray, labels: np.ndarray, policy: str = "keep") -> np.
     ndarray of int
     """
     if policy not in NOISE_POLICIES:
-        raise ValueError(f"noise policy must be one of {NOISE_POLICIES}, got {policy!r}")
+        raise AddeError(f"noise policy must be one of {NOISE_POLICIES}, got {policy!r}")
     labels = np.asarray(labels, dtype=np.int64).copy()
     noise = labels == NOISE
     if policy == "keep" or not noise.any() or noise.all():
@@ -322,9 +323,9 @@ def cluster_stats(result: ClusterResult, items: pd.DataFrame, *, knn_distance: n
         cluster's; > 1 is denser than average). Sizes and role counts sum to the totals.
     """
     if len(items) != len(result.ids):
-        raise ValueError(f"items has {len(items)} rows but the clustering has {len(result.ids)}")
+        raise AddeError(f"items has {len(items)} rows but the clustering has {len(result.ids)}")
     if "id" in items and not np.array_equal(items["id"].astype(str).to_numpy(), result.ids):
-        raise ValueError("items rows are not aligned with the clustering's ids; use align_items(items, ids)")
+        raise AddeError("items rows are not aligned with the clustering's ids; use align_items(items, ids)")
     if knn_distance is None and X is not None:
         knn_distance, _ = knn_density(reduce_for_search(X, 50), k=k)
     cols = infer_subgroup_columns(items) if subgroup_columns is None else list(subgroup_columns)
@@ -371,7 +372,7 @@ def align_items(items: pd.DataFrame, ids: Sequence[str]) -> pd.DataFrame:
         raise KeyError("items has no 'id' column")
     index = pd.Index(items["id"].astype(str))
     if index.has_duplicates:
-        raise ValueError(f"items has duplicate ids, e.g. {index[index.duplicated()][:3].tolist()}")
+        raise AddeError(f"items has duplicate ids, e.g. {index[index.duplicated()][:3].tolist()}")
     pos = index.get_indexer([str(i) for i in ids])
     if (pos < 0).any():
         missing = [str(i) for i, p in zip(ids, pos) if p < 0][:5]

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from adde_core.errors import AddeError
+
 
 # Distances per query block (float32): ~64 MB per worker bounds memory (partition copies the
 # block once more) while keeping each BLAS call large enough to be efficient.
@@ -43,13 +45,13 @@ def as_matrix(X: np.ndarray, *, name: str = "X") -> np.ndarray:
     """Return ``X`` as a C-contiguous float32 2-D array, or raise a clear ``ValueError``."""
     arr = np.asarray(X)
     if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (n_items, dim), got shape {arr.shape}")
+        raise AddeError(f"{name} must be a 2-D array (n_items, dim), got shape {arr.shape}")
     if arr.shape[0] == 0:
-        raise ValueError(f"{name} has no rows")
+        raise AddeError(f"{name} has no rows")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     if not np.isfinite(arr).all():
         bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
-        raise ValueError(f"{name} has non-finite values (first in row {bad})")
+        raise AddeError(f"{name} has non-finite values (first in row {bad})")
     return arr
 
 
@@ -157,12 +159,12 @@ def knn(query: np.ndarray, reference: np.ndarray, k: int, *, exclude_self: bool 
     """
     Q, R = as_matrix(query, name="query"), as_matrix(reference, name="reference")
     if Q.shape[1] != R.shape[1]:
-        raise ValueError(f"query has {Q.shape[1]} dims but reference has {R.shape[1]}")
+        raise AddeError(f"query has {Q.shape[1]} dims but reference has {R.shape[1]}")
     if exclude_self and len(Q) != len(R):
-        raise ValueError("exclude_self needs query and reference to be the same rows")
+        raise AddeError("exclude_self needs query and reference to be the same rows")
     k = int(min(k, len(R) - (1 if exclude_self else 0)))
     if k < 1:
-        raise ValueError("not enough reference rows for a nearest-neighbour search")
+        raise AddeError("not enough reference rows for a nearest-neighbour search")
     if chunk is None:
         chunk = int(np.clip(_BLOCK_ELEMENTS // len(R), 32, 4096))
         # Give every core at least one block when there is enough work to share.

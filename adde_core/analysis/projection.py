@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from adde_core.errors import AddeError
 from adde_core.analysis.density import array_fingerprint, as_matrix, fit_pca, knn, pca_transform, unit_rows
 
 MAP_FORMAT = 1
@@ -39,7 +40,7 @@ class _ParamsMixin:
         valid = set(self._param_names())
         for name, value in params.items():
             if name not in valid:
-                raise ValueError(f"{type(self).__name__} has no parameter {name!r}; valid: {sorted(valid)}")
+                raise AddeError(f"{type(self).__name__} has no parameter {name!r}; valid: {sorted(valid)}")
             setattr(self, name, value)
         return self
 
@@ -170,11 +171,11 @@ class UMAPProjector(_ParamsMixin):
 
         X = as_matrix(X)
         if self.metric not in _METRICS:
-            raise ValueError(f"metric must be one of {_METRICS}, got {self.metric!r}")
+            raise AddeError(f"metric must be one of {_METRICS}, got {self.metric!r}")
         if self.knn_method not in _KNN_METHODS:
-            raise ValueError(f"knn_method must be one of {_KNN_METHODS}, got {self.knn_method!r}")
+            raise AddeError(f"knn_method must be one of {_KNN_METHODS}, got {self.knn_method!r}")
         if len(X) < 4:
-            raise ValueError(f"UMAP needs at least 4 items, got {len(X)}")
+            raise AddeError(f"UMAP needs at least 4 items, got {len(X)}")
         self.n_features_in_ = X.shape[1]
         self.pca_mean_ = self.pca_components_ = None
         if self.pca_components is not None and self.pca_components < X.shape[1]:
@@ -254,7 +255,7 @@ def _sparse_knn_matrix(idx: np.ndarray, dist: np.ndarray, n: int) -> Any:
 
 def _check_dim(X: np.ndarray, expected: int) -> None:
     if X.shape[1] != expected:
-        raise ValueError(f"X has {X.shape[1]} features but the projector was fitted on {expected}")
+        raise AddeError(f"X has {X.shape[1]} features but the projector was fitted on {expected}")
 
 
 # --------------------------------------------------------------------------- alignment
@@ -308,7 +309,7 @@ def align_procrustes(source: np.ndarray, target: np.ndarray, *, allow_reflection
     """
     src, tgt = np.asarray(source, np.float64), np.asarray(target, np.float64)
     if src.shape != tgt.shape or src.ndim != 2 or len(src) < 2:
-        raise ValueError(f"need matching (n >= 2, dim) arrays, got {src.shape} and {tgt.shape}")
+        raise AddeError(f"need matching (n >= 2, dim) arrays, got {src.shape} and {tgt.shape}")
     mu_s, mu_t = src.mean(axis=0), tgt.mean(axis=0)
     a, b = src - mu_s, tgt - mu_t
     u, sig, vt = np.linalg.svd(a.T @ b)
@@ -349,22 +350,22 @@ class MapConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.n_neighbors, int) or self.n_neighbors < 2:
-            raise ValueError(f"n_neighbors must be an integer >= 2, got {self.n_neighbors!r}")
+            raise AddeError(f"n_neighbors must be an integer >= 2, got {self.n_neighbors!r}")
         if not 0.0 <= float(self.min_dist) <= 1.0:
-            raise ValueError(f"min_dist must be in [0, 1], got {self.min_dist!r}")
+            raise AddeError(f"min_dist must be in [0, 1], got {self.min_dist!r}")
         if self.metric not in _METRICS:
-            raise ValueError(f"metric must be one of {_METRICS}, got {self.metric!r}")
+            raise AddeError(f"metric must be one of {_METRICS}, got {self.metric!r}")
         if self.pca_components is not None and (not isinstance(self.pca_components, int) or self.pca_components < 2):
-            raise ValueError(f"pca_components must be None or an integer >= 2, got {self.pca_components!r}")
+            raise AddeError(f"pca_components must be None or an integer >= 2, got {self.pca_components!r}")
         if self.n_epochs is not None and (not isinstance(self.n_epochs, int) or self.n_epochs < 1):
-            raise ValueError(f"n_epochs must be None or a positive integer, got {self.n_epochs!r}")
+            raise AddeError(f"n_epochs must be None or a positive integer, got {self.n_epochs!r}")
         if not isinstance(self.placement_k, int) or self.placement_k < 1:
-            raise ValueError(f"placement_k must be a positive integer, got {self.placement_k!r}")
+            raise AddeError(f"placement_k must be a positive integer, got {self.placement_k!r}")
         if self.knn_method not in _KNN_METHODS:
-            raise ValueError(f"knn_method must be one of {_KNN_METHODS}, got {self.knn_method!r}")
+            raise AddeError(f"knn_method must be one of {_KNN_METHODS}, got {self.knn_method!r}")
         if self.random_state is not None and (isinstance(self.random_state, bool)
                                               or not isinstance(self.random_state, int)):
-            raise ValueError(f"random_state must be an integer or None, got {self.random_state!r}")
+            raise AddeError(f"random_state must be an integer or None, got {self.random_state!r}")
 
     def projector(self) -> UMAPProjector:
         """A fresh, unfitted 2-D projector with these settings."""
@@ -483,20 +484,20 @@ class LatentMap:
         X = as_matrix(X)
         ids = np.asarray(list(ids), dtype=str)
         if len(ids) != len(X):
-            raise ValueError(f"{len(ids)} ids but {len(X)} rows in X")
+            raise AddeError(f"{len(ids)} ids but {len(X)} rows in X")
         if method not in ("auto", "umap", "knn"):
-            raise ValueError(f"method must be 'auto', 'umap' or 'knn', got {method!r}")
+            raise AddeError(f"method must be 'auto', 'umap' or 'knn', got {method!r}")
         known = set(self.ids.tolist())
         new = np.fromiter((i not in known for i in ids.tolist()), dtype=bool, count=len(ids))
         if len(set(ids[new].tolist())) < int(new.sum()):
             dup = pd.Index(ids[new])
-            raise ValueError(f"duplicate ids in the new items, e.g. {dup[dup.duplicated()][:3].tolist()}")
+            raise AddeError(f"duplicate ids in the new items, e.g. {dup[dup.duplicated()][:3].tolist()}")
         if not new.any():
             return self
         if method == "auto":
             method = "umap" if self.projector is not None else "knn"
         if method == "umap" and self.projector is None:
-            raise ValueError("the UMAP model is not in memory (map loaded from disk); use method='knn' or "
+            raise AddeError("the UMAP model is not in memory (map loaded from disk); use method='knn' or "
                              "restore_projector() first")
         X_new, ids_new = X[new], ids[new]
         placed = self.alignment.apply(self.projector.transform(X_new)) if method == "umap" else self.place_knn(X_new)
@@ -603,11 +604,11 @@ class LatentMap:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
                 if meta.get("format") != MAP_FORMAT:
-                    raise ValueError(f"{path}: map format {meta.get('format')!r}, expected {MAP_FORMAT}")
+                    raise AddeError(f"{path}: map format {meta.get('format')!r}, expected {MAP_FORMAT}")
                 arrays = {k: z[k] for k in ("ids", "coords", "placement", "reference", "pca_mean", "pca_components",
                                             "alignment")}
         except (OSError, KeyError, json.JSONDecodeError, ValueError) as exc:
-            raise ValueError(f"{path}: not a readable ADDE map ({exc})") from exc
+            raise AddeError(f"{path}: not a readable ADDE map ({exc})") from exc
         has_pca = arrays["pca_mean"].size > 0
         return cls(ids=arrays["ids"], coords=arrays["coords"], placement=arrays["placement"],
                    model_key=meta["model_key"], fingerprint=meta["fingerprint"],
@@ -646,9 +647,9 @@ def fit_map(X: np.ndarray, ids: Sequence[str], *, config: MapConfig = MapConfig(
     X = as_matrix(X)
     ids = np.asarray(list(ids), dtype=str)
     if len(ids) != len(X):
-        raise ValueError(f"{len(ids)} ids but {len(X)} rows in X")
+        raise AddeError(f"{len(ids)} ids but {len(X)} rows in X")
     if pd.Index(ids).has_duplicates:
-        raise ValueError(f"duplicate ids, e.g. {pd.Index(ids)[pd.Index(ids).duplicated()][:3].tolist()}")
+        raise AddeError(f"duplicate ids, e.g. {pd.Index(ids)[pd.Index(ids).duplicated()][:3].tolist()}")
     projector = config.projector().fit(X)
     fp = fingerprint or array_fingerprint(ids, X)
     return LatentMap(ids=ids, coords=projector.embedding_.copy(), placement=np.full(len(ids), "fit"),

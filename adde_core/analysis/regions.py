@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from adde_core.errors import AddeError
 from adde_core.analysis.clustering import NOISE, ClusterResult, _labelled, _mix, infer_subgroup_columns
 from adde_core.analysis.density import array_fingerprint, as_matrix, knn, reduce_for_search, robust_z
 
@@ -100,25 +101,25 @@ class RegionConfig:
         for name in ("dataset_roles", "target_roles", "density_roles"):
             value = getattr(self, name)
             if isinstance(value, str) or not all(isinstance(r, str) for r in value):
-                raise ValueError(f"{name} must be a tuple of role names, got {value!r}")
+                raise AddeError(f"{name} must be a tuple of role names, got {value!r}")
             object.__setattr__(self, name, tuple(value))
         for name in ("k", "gap_dataset_k", "gap_max_target_k", "min_region_size", "max_regions", "n_nearest"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise AddeError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(self.max_outliers, int) or self.max_outliers < 0:
-            raise ValueError(f"max_outliers must be a non-negative integer, got {self.max_outliers!r}")
+            raise AddeError(f"max_outliers must be a non-negative integer, got {self.max_outliers!r}")
         if self.pca_components is not None and (not isinstance(self.pca_components, int) or self.pca_components < 2):
-            raise ValueError(f"pca_components must be None or an integer >= 2, got {self.pca_components!r}")
+            raise AddeError(f"pca_components must be None or an integer >= 2, got {self.pca_components!r}")
         if self.gap_grouping not in GAP_GROUPINGS:
-            raise ValueError(f"gap_grouping must be one of {GAP_GROUPINGS}, got {self.gap_grouping!r}")
+            raise AddeError(f"gap_grouping must be one of {GAP_GROUPINGS}, got {self.gap_grouping!r}")
         if self.gap_min_ratio < 1:
-            raise ValueError(f"gap_min_ratio must be >= 1, got {self.gap_min_ratio}")
+            raise AddeError(f"gap_min_ratio must be >= 1, got {self.gap_min_ratio}")
         if not 0 < self.small_cluster_fraction <= 1:
-            raise ValueError(f"small_cluster_fraction must be in (0, 1], got {self.small_cluster_fraction}")
+            raise AddeError(f"small_cluster_fraction must be in (0, 1], got {self.small_cluster_fraction}")
         weights = dict(self.kind_weights)
         if set(weights) - set(KINDS) or any(not isinstance(w, (int, float)) or w < 0 for w in weights.values()):
-            raise ValueError(f"kind_weights takes non-negative weights for {KINDS}, got {weights!r}")
+            raise AddeError(f"kind_weights takes non-negative weights for {KINDS}, got {weights!r}")
         # Stored as sorted pairs so the config stays hashable (usable as a cache key).
         object.__setattr__(self, "kind_weights", tuple(sorted((k, float(w)) for k, w in weights.items())))
 
@@ -371,17 +372,17 @@ def find_sparse_regions(X: np.ndarray, items: pd.DataFrame, *, clusters: Cluster
     X = as_matrix(X)
     n = len(X)
     if len(items) != n:
-        raise ValueError(f"items has {len(items)} rows but X has {n}")
+        raise AddeError(f"items has {len(items)} rows but X has {n}")
     items = items.reset_index(drop=True)
     ids = items["id"].astype(str).to_numpy() if "id" in items else np.asarray([str(i) for i in range(n)])
     if clusters is not None and not np.array_equal(clusters.ids, ids):
-        raise ValueError("clusters were computed for other items or another order than items")
+        raise AddeError("clusters were computed for other items or another order than items")
     if coords is not None and np.shape(coords) != (n, 2):
-        raise ValueError(f"coords must have shape ({n}, 2), got {np.shape(coords)}")
+        raise AddeError(f"coords must have shape ({n}, 2), got {np.shape(coords)}")
     role = items["role"].astype(str).to_numpy() if "role" in items else np.full(n, "pool")
     labelled = _labelled(items).to_numpy()
     if in_dataset is not None and np.shape(in_dataset) != (n,):
-        raise ValueError(f"in_dataset must be a boolean mask of length {n}, got shape {np.shape(in_dataset)}")
+        raise AddeError(f"in_dataset must be a boolean mask of length {n}, got shape {np.shape(in_dataset)}")
     dataset = (np.isin(role, config.dataset_roles) & labelled) if in_dataset is None else np.asarray(in_dataset, bool)
     target = np.isin(role, config.target_roles) & ~dataset
     dense_set = np.isin(role, config.density_roles) | dataset

@@ -1,7 +1,6 @@
-"""The refinement loop: adaptive weights and region choice, the stopping rules, and the iteration runner.
+"""The refinement loop: one engine (:mod:`adde_core.loop.engine`), its policies, evaluation, adaptation and stopping.
 
-The runner (:mod:`adde_core.loop.iteration`, :mod:`adde_core.loop.runner`) touches the store and is
-imported from those modules directly, so that this package stays import-light.
+The engine and its storages are imported from their modules directly, so that this package stays import-light.
 """
 
 from adde_core.loop.adaptive import AdaptiveState, IterationOutcome, RegionBandit, update_state

@@ -9,6 +9,8 @@ from typing import Union
 import numpy as np
 import scipy.linalg
 from numpy.typing import ArrayLike
+from adde_core.errors import AddeError
+
 
 RandomState = Union[None, int, np.random.Generator, np.random.RandomState]
 
@@ -18,15 +20,15 @@ def as_matrix(X: ArrayLike, name: str = "X", *, min_rows: int = 1, check_finite:
     try:
         arr = np.asarray(X)
     except Exception as exc:  # ragged lists and the like
-        raise ValueError(f"{name} must be a 2-D numeric array (n_samples, n_features): {exc}") from exc
+        raise AddeError(f"{name} must be a 2-D numeric array (n_samples, n_features): {exc}") from exc
     if arr.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
+        raise AddeError(f"{name} must be numeric, got dtype {arr.dtype}")
     if arr.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {arr.shape}")
+        raise AddeError(f"{name} must be 2-D (n_samples, n_features), got shape {arr.shape}")
     if arr.shape[1] < 1:
-        raise ValueError(f"{name} must have at least one feature column, got shape {arr.shape}")
+        raise AddeError(f"{name} must have at least one feature column, got shape {arr.shape}")
     if arr.shape[0] < min_rows:
-        raise ValueError(f"{name} needs at least {min_rows} row(s), got {arr.shape[0]}")
+        raise AddeError(f"{name} needs at least {min_rows} row(s), got {arr.shape[0]}")
     if arr.dtype != np.float32:
         arr = arr.astype(np.float64, copy=False)
     if check_finite:
@@ -38,7 +40,7 @@ def check_all_finite(arr: np.ndarray, name: str, row_offset: int = 0) -> None:
     """Raise ValueError naming the first row of ``arr`` that holds NaN or inf."""
     if arr.size and not np.isfinite(arr).all():
         bad = np.flatnonzero(~np.isfinite(arr).reshape(arr.shape[0], -1).all(axis=1))[0]
-        raise ValueError(f"{name} contains NaN or inf (first at row {int(bad) + row_offset})")
+        raise AddeError(f"{name} contains NaN or inf (first at row {int(bad) + row_offset})")
 
 
 def check_q(q: float) -> float:
@@ -46,19 +48,19 @@ def check_q(q: float) -> float:
     if isinstance(q, str) and q.strip().lower() in {"inf", "infinity"}:
         return math.inf  # the reference package spells infinity "inf"
     if isinstance(q, bool) or not isinstance(q, numbers.Real):
-        raise ValueError(f"q must be a real number with 0 < q <= inf, got {q!r}")
+        raise AddeError(f"q must be a real number with 0 < q <= inf, got {q!r}")
     q = float(q)
     if math.isnan(q) or q <= 0:
-        raise ValueError(f"q must satisfy 0 < q <= inf, got {q!r}")
+        raise AddeError(f"q must satisfy 0 < q <= inf, got {q!r}")
     return q
 
 
 def check_positive_int(value: int, name: str, *, minimum: int = 1) -> int:
     """Validate an integer parameter such as ``k`` or ``n_samples``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise AddeError(f"{name} must be an integer >= {minimum}, got {value!r}")
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise AddeError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
 
 
@@ -68,26 +70,26 @@ def as_rng(random_state: RandomState) -> np.random.Generator:
         return np.random.default_rng(random_state.randint(0, 2**32 - 1, dtype=np.uint64))
     if random_state is None or isinstance(random_state, (numbers.Integral, np.random.Generator)):
         return np.random.default_rng(random_state)
-    raise ValueError(f"random_state must be None, an int or a numpy Generator, got {random_state!r}")
+    raise AddeError(f"random_state must be None, an int or a numpy Generator, got {random_state!r}")
 
 
 def as_labels(labels: ArrayLike, name: str = "labels", *, n: int | None = None) -> np.ndarray:
     """Return 1-D labels, rejecting empty input, missing values (None/NaN) and a length mismatch."""
     arr = np.asarray(labels)
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+        raise AddeError(f"{name} must be 1-D, got shape {arr.shape}")
     if arr.shape[0] == 0:
-        raise ValueError(f"{name} is empty")
+        raise AddeError(f"{name} is empty")
     if n is not None and arr.shape[0] != n:
-        raise ValueError(f"{name} has {arr.shape[0]} entries but the data has {n} rows")
+        raise AddeError(f"{name} has {arr.shape[0]} entries but the data has {n} rows")
     if arr.dtype.kind == "f":
         bad = np.flatnonzero(~np.isfinite(arr))
         if bad.size:
-            raise ValueError(f"{name} contains NaN or inf (first at index {int(bad[0])})")
+            raise AddeError(f"{name} contains NaN or inf (first at index {int(bad[0])})")
     elif arr.dtype.kind == "O":
         for i, v in enumerate(arr):
             if v is None or (isinstance(v, float) and math.isnan(v)):
-                raise ValueError(f"{name} contains a missing value (first at index {i})")
+                raise AddeError(f"{name} contains a missing value (first at index {i})")
     return arr
 
 

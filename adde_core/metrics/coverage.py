@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from adde_core.errors import AddeError
 from adde_core.metrics._validation import as_matrix, check_positive_int, eigh_small
 
 __all__ = ["convex_hull_area", "hull_volume", "knn_coverage", "knn_coverage_mask", "pca_hull_volume"]
@@ -41,9 +42,9 @@ def knn_coverage_mask(
     D = as_matrix(dataset, "dataset")
     T = as_matrix(target, "target")
     if D.shape[1] != T.shape[1]:
-        raise ValueError(f"dataset has {D.shape[1]} features but target has {T.shape[1]}")
+        raise AddeError(f"dataset has {D.shape[1]} features but target has {T.shape[1]}")
     if T.shape[0] <= k:
-        raise ValueError(f"target needs more than k={k} points to define k-NN balls, got {T.shape[0]}")
+        raise AddeError(f"target needs more than k={k} points to define k-NN balls, got {T.shape[0]}")
     # n_neighbors=k+1 because each target point is its own nearest neighbour at distance 0.
     radius = NearestNeighbors(n_neighbors=k + 1, metric=metric).fit(T).kneighbors(T)[0][:, k]
     nearest = NearestNeighbors(n_neighbors=1, metric=metric).fit(D).kneighbors(T)[0][:, 0]
@@ -127,7 +128,7 @@ def convex_hull_area(points: ArrayLike) -> float:
     """
     P = as_matrix(points, "points", min_rows=0)
     if P.shape[1] != 2:
-        raise ValueError(f"points must have 2 columns (a 2-D map), got shape {P.shape}")
+        raise AddeError(f"points must have 2 columns (a 2-D map), got shape {P.shape}")
     return hull_volume(P)
 
 
@@ -163,9 +164,9 @@ def pca_hull_volume(X: ArrayLike, *, n_components: int = 3, reference: ArrayLike
     X = as_matrix(X, "X").astype(np.float64, copy=False)
     R = X if reference is None else as_matrix(reference, "reference").astype(np.float64, copy=False)
     if R.shape[1] != X.shape[1]:
-        raise ValueError(f"X has {X.shape[1]} features but reference has {R.shape[1]}")
+        raise AddeError(f"X has {X.shape[1]} features but reference has {R.shape[1]}")
     if n_components > X.shape[1]:
-        raise ValueError(f"n_components={n_components} exceeds the number of features ({X.shape[1]})")
+        raise AddeError(f"n_components={n_components} exceeds the number of features ({X.shape[1]})")
     if X.shape[0] < n_components + 1 or R.shape[0] < 2:
         return 0.0
     mean = R.mean(axis=0)

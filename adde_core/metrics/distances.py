@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+from adde_core.errors import AddeError
 from adde_core.metrics._validation import RandomState, as_labels, as_matrix, as_rng, check_positive_int, noise_mask
 
 __all__ = ["max_intracluster_distance", "min_intercluster_distance"]
@@ -75,7 +76,7 @@ def min_intercluster_distance(
         The distance, or NaN when fewer than two clusters are present (the quantity is undefined).
     """
     if method not in ("centroid", "single"):
-        raise ValueError(f"method must be 'centroid' or 'single', got {method!r}")
+        raise AddeError(f"method must be 'centroid' or 'single', got {method!r}")
     Xa, groups = _clusters(X, labels, noise_label)
     if len(groups) < 2:
         return math.nan

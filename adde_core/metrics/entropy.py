@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+from adde_core.errors import AddeError
 from adde_core.metrics._validation import as_labels, noise_mask
 
 __all__ = ["ClusterEntropy", "NoisePolicy", "cluster_entropy", "cluster_entropy_from_sizes"]
@@ -88,11 +89,11 @@ def cluster_entropy_from_sizes(sizes: ArrayLike) -> ClusterEntropy:
     """
     s = np.asarray(sizes, dtype=np.float64)
     if s.ndim != 1:
-        raise ValueError(f"sizes must be 1-D, got shape {s.shape}")
+        raise AddeError(f"sizes must be 1-D, got shape {s.shape}")
     if not np.isfinite(s).all():
-        raise ValueError("sizes contain NaN or inf")
+        raise AddeError("sizes contain NaN or inf")
     if (s < 0).any():
-        raise ValueError("sizes must be >= 0")
+        raise AddeError("sizes must be >= 0")
     return _from_counts(s, 0, "exclude")
 
 
@@ -119,7 +120,7 @@ def cluster_entropy(
         With all noise excluded and no clusters left, every number is 0.0 and ``n_clusters`` is 0.
     """
     if noise not in _POLICIES:
-        raise ValueError(f"noise must be one of {_POLICIES}, got {noise!r}")
+        raise AddeError(f"noise must be one of {_POLICIES}, got {noise!r}")
     lab = as_labels(labels)
     is_noise = noise_mask(lab, noise_label)
     n_noise = int(is_noise.sum())

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike
 
+from adde_core.errors import AddeError
 from adde_core.metrics._validation import as_labels
 from adde_core.metrics.representation import subgroup_representation
 
@@ -101,11 +102,11 @@ class FairnessReport:
     def __post_init__(self) -> None:
         g, k = len(self.groups), len(self.classes)
         if self.group_counts.shape != (g,) or self.group_accuracy.shape != (g,):
-            raise ValueError("group_counts and group_accuracy must have one entry per group")
+            raise AddeError("group_counts and group_accuracy must have one entry per group")
         if self.eo_by_class.shape != (k,) or self.dp_by_class.shape != (k,):
-            raise ValueError("eo_by_class and dp_by_class must have one entry per class")
+            raise AddeError("eo_by_class and dp_by_class must have one entry per class")
         if not 0.0 <= self.accuracy_gap <= 1.0:
-            raise ValueError(f"accuracy_gap must lie in [0, 1], got {self.accuracy_gap}")
+            raise AddeError(f"accuracy_gap must lie in [0, 1], got {self.accuracy_gap}")
 
     def to_frame(self) -> pd.DataFrame:
         """Per-group table indexed by group with columns count and accuracy."""
@@ -295,12 +296,12 @@ class BiasAmplification:
     def __post_init__(self) -> None:
         k = len(self.classes)
         if any(a.shape != (k,) for a in (self.true_rate, self.pred_rate, self.gap)):
-            raise ValueError("true_rate, pred_rate and gap must have one entry per class")
+            raise AddeError("true_rate, pred_rate and gap must have one entry per class")
         if self.groups is not None:
             shape = (len(self.groups), k)
             arrays = (self.group_true_rate, self.group_pred_rate, self.group_gap)
             if any(a is None or a.shape != shape for a in arrays):
-                raise ValueError(f"group rates must have shape {shape} (groups, classes)")
+                raise AddeError(f"group rates must have shape {shape} (groups, classes)")
 
     def as_dict(self) -> dict[str, float | str | None]:
         """Flat JSON-serialisable summary; undefined values are None.

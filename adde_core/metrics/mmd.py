@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
+from adde_core.errors import AddeError
 from adde_core.metrics._validation import RandomState, as_matrix, as_rng, check_positive_int
 
 __all__ = ["MMDResult", "median_heuristic_bandwidth", "mmd_rbf"]
@@ -76,7 +77,7 @@ def median_heuristic_bandwidth(
     if Y is not None:
         Yv = as_matrix(Y, "Y").astype(np.float64, copy=False)
         if Yv.shape[1] != Z.shape[1]:
-            raise ValueError(f"X has {Z.shape[1]} features but Y has {Yv.shape[1]}")
+            raise AddeError(f"X has {Z.shape[1]} features but Y has {Yv.shape[1]}")
         Z = np.vstack([Z, Yv])
     Z = _subsample(Z, max_samples, as_rng(random_state))
     dist = pdist(Z)
@@ -138,7 +139,7 @@ def mmd_rbf(
     Xa = as_matrix(X, "X", min_rows=2).astype(np.float64, copy=False)
     Ya = as_matrix(Y, "Y", min_rows=2).astype(np.float64, copy=False)
     if Xa.shape[1] != Ya.shape[1]:
-        raise ValueError(f"X has {Xa.shape[1]} features but Y has {Ya.shape[1]}")
+        raise AddeError(f"X has {Xa.shape[1]} features but Y has {Ya.shape[1]}")
     rng = as_rng(random_state)
     Xa = _subsample(Xa, max_samples, rng)
     Ya = _subsample(Ya, max_samples, rng)
@@ -147,7 +148,7 @@ def mmd_rbf(
     elif isinstance(bandwidth, bool) or not isinstance(bandwidth, numbers.Real) or not (
         math.isfinite(bandwidth) and bandwidth > 0
     ):
-        raise ValueError(f"bandwidth must be a finite number > 0, got {bandwidth!r}")
+        raise AddeError(f"bandwidth must be a finite number > 0, got {bandwidth!r}")
     gamma = 1.0 / (2.0 * float(bandwidth) ** 2)
     n, m = Xa.shape[0], Ya.shape[0]
     kxx = _rbf_sum(Xa, Xa, gamma, same=True) / (n * (n - 1))

@@ -281,11 +281,11 @@ class LabelConsistency:
     def __post_init__(self) -> None:
         n = self.n_items
         if self.issue_mask.shape != (n,) or self.inconsistent_mask.shape != (n,):
-            raise ValueError("issue_mask and inconsistent_mask must have one entry per item")
+            raise AddeError("issue_mask and inconsistent_mask must have one entry per item")
         if self.class_counts.shape != (len(self.classes),) or self.class_issues.shape != (len(self.classes),):
-            raise ValueError("class_counts and class_issues must have one entry per class")
+            raise AddeError("class_counts and class_issues must have one entry per class")
         if not 0.0 <= self.consistency <= 1.0:
-            raise ValueError(f"consistency must lie in [0, 1], got {self.consistency}")
+            raise AddeError(f"consistency must lie in [0, 1], got {self.consistency}")
 
     def as_dict(self) -> dict[str, float | int | str]:
         """Flat JSON-serialisable summary (per-class counts as ``label_issues.<class>``)."""

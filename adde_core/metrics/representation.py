@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike
 
+from adde_core.errors import AddeError
 from adde_core.metrics._validation import as_labels
 
 if TYPE_CHECKING:  # pandas is imported lazily by to_frame()
@@ -107,14 +108,14 @@ def subgroup_representation(
         tgt = {g: 1.0 for g in observed}
     else:
         if not isinstance(target, Mapping) or not target:
-            raise ValueError("target must be a non-empty mapping from group to share")
+            raise AddeError("target must be a non-empty mapping from group to share")
         tgt = {}
         for g, w in target.items():
             if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w) or w < 0:
-                raise ValueError(f"target share for group {g!r} must be a finite number >= 0, got {w!r}")
+                raise AddeError(f"target share for group {g!r} must be a finite number >= 0, got {w!r}")
             tgt[_as_python(g)] = float(w)
         if sum(tgt.values()) <= 0:
-            raise ValueError("target shares must not all be 0")
+            raise AddeError("target shares must not all be 0")
     names = _sorted(set(observed) | set(tgt))
     n = int(lab.shape[0])
     cnt = np.array([observed.get(g, 0) for g in names], dtype=np.int64)

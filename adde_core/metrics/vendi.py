@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse
 from numpy.typing import ArrayLike
 
+from adde_core.errors import AddeError
 from adde_core.metrics._validation import (
     RandomState,
     as_matrix,
@@ -96,18 +97,18 @@ def vendi_score_from_eigenvalues(eigenvalues: ArrayLike, q: float = 1.0, *, eig_
 def _score_spectrum(eigenvalues: ArrayLike, q: float, eig_tol: float | None, *, check_psd: bool) -> float:
     w = np.asarray(eigenvalues, dtype=np.float64).ravel()
     if w.size == 0:
-        raise ValueError("eigenvalues is empty")
+        raise AddeError("eigenvalues is empty")
     if not np.isfinite(w).all():
-        raise ValueError("eigenvalues contain NaN or inf")
+        raise AddeError("eigenvalues contain NaN or inf")
     if eig_tol is None:
         eig_tol = _default_eig_tol(w.size, np.dtype(np.float64))
     if not (np.isfinite(eig_tol) and eig_tol >= 0):
-        raise ValueError(f"eig_tol must be a finite number >= 0, got {eig_tol!r}")
+        raise AddeError(f"eig_tol must be a finite number >= 0, got {eig_tol!r}")
     top = float(w.max())
     if top <= 0:
-        raise ValueError("the kernel has no positive eigenvalue (is it all zeros?)")
+        raise AddeError("the kernel has no positive eigenvalue (is it all zeros?)")
     if check_psd and float(w.min()) < -_NEG_TOL * top:
-        raise ValueError(
+        raise AddeError(
             f"the kernel is not positive semidefinite: smallest eigenvalue {w.min():.3g} vs largest {top:.3g}"
         )
     p = w[w > eig_tol * top]
@@ -131,11 +132,11 @@ def _as_kernel(K: ArrayLike) -> np.ndarray:
     K = as_matrix(K, "K").astype(np.float64, copy=False)
     n, m = K.shape
     if n != m:
-        raise ValueError(f"K must be square (n, n), got shape {K.shape}")
+        raise AddeError(f"K must be square (n, n), got shape {K.shape}")
     if n > 1:
         scale = float(np.abs(K).max())
         if not np.allclose(K, K.T, rtol=0.0, atol=1e-6 * max(scale, 1e-300)):
-            raise ValueError("K must be symmetric")
+            raise AddeError("K must be symmetric")
         # float32-built kernels are asymmetric in the last digits; the eigensolver would read one triangle only
         K = 0.5 * (K + K.T)
     return K
@@ -145,7 +146,7 @@ def _normalize_kernel(K: np.ndarray) -> np.ndarray:
     d = np.diagonal(K).copy()
     bad = np.flatnonzero(d <= 0)
     if bad.size:
-        raise ValueError(f"cannot normalise K: diagonal entry {int(bad[0])} is {d[bad[0]]:.3g} (must be > 0)")
+        raise AddeError(f"cannot normalise K: diagonal entry {int(bad[0])} is {d[bad[0]]:.3g} (must be > 0)")
     s = 1.0 / np.sqrt(d)
     return K * np.outer(s, s)
 
@@ -193,7 +194,7 @@ def vendi_score_from_kernel(
 def _embedding_eigenvalues(X: np.ndarray, normalize: bool, precision: Precision) -> tuple[np.ndarray, int]:
     """Eigenvalues of the smaller of XᵀX/n (d×d) and XXᵀ/n (n×n); rows unit-normalised if asked."""
     if precision not in ("float64", "float32"):
-        raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
+        raise AddeError(f"precision must be 'float64' or 'float32', got {precision!r}")
     dtype = np.dtype(precision)
     n, d = X.shape
 
@@ -204,7 +205,7 @@ def _embedding_eigenvalues(X: np.ndarray, normalize: bool, precision: Precision)
             norms = np.sqrt(np.einsum("ij,ij->i", block, block))
             zero = np.flatnonzero(norms == 0)
             if zero.size:
-                raise ValueError(
+                raise AddeError(
                     f"X row {int(zero[0]) + offset} is all zeros: the cosine kernel is undefined for it "
                     "(drop the row or pass normalize=False)"
                 )
@@ -365,11 +366,11 @@ def vendi_score_subsampled(
 def _mean_quality(quality: ArrayLike, n: int) -> float:
     qa = np.asarray(quality, dtype=np.float64)
     if qa.ndim != 1 or qa.shape[0] != n:
-        raise ValueError(f"quality must be 1-D with one score per item ({n}), got shape {qa.shape}")
+        raise AddeError(f"quality must be 1-D with one score per item ({n}), got shape {qa.shape}")
     if not np.isfinite(qa).all():
-        raise ValueError("quality contains NaN or inf")
+        raise AddeError("quality contains NaN or inf")
     if (qa < 0).any():
-        raise ValueError("quality scores must be >= 0 (rescale them, e.g. to [0, 1])")
+        raise AddeError("quality scores must be >= 0 (rescale them, e.g. to [0, 1])")
     return float(qa.mean())
 
 

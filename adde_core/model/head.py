@@ -128,3 +128,14 @@ class LinearHead:
             head.mean_, head.scale_ = z["mean"], z["scale"]
             head.coef_, head.intercept_ = z["coef"], z["intercept"]
         return head
+
+
+#: L-BFGS iterations of the loop's head: enough to converge on a few thousand items.
+HEAD_MAX_ITER = 100
+
+
+def fit_head(X: np.ndarray, y: np.ndarray, *, random_state: int = 0) -> LinearHead:
+    """f_θ's head on the given items: the one fit used by the app, oracle stepping and every simulation."""
+    if len(np.unique(y)) < 2:
+        raise AddeError("D_t needs labelled items of at least two classes to train the head; label some seed items")
+    return LinearHead(max_iter=HEAD_MAX_ITER, random_state=random_state).fit(X, np.asarray(y, dtype=str))

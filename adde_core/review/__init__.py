@@ -1,6 +1,6 @@
 """Human review of candidates: decisions in the store, candidate sets, the oracle reviewer, and export."""
 
-from adde_core.review.candidates import (
+from adde_core.store.candidates import (
     candidate_set,
     candidate_sets,
     candidates_frame,
@@ -8,7 +8,7 @@ from adde_core.review.candidates import (
     save_candidate_set,
     save_provenance,
 )
-from adde_core.review.decisions import (
+from adde_core.store.decisions import (
     VALID_ACTIONS,
     DecisionConflict,
     DecisionRequest,

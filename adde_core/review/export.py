@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from adde_core.errors import AddeError
-from adde_core.review.candidates import provenance_frame
-from adde_core.review.decisions import decision_log, decision_states
+from adde_core.store.candidates import provenance_frame
+from adde_core.store.decisions import decision_log, decision_states
 
 if TYPE_CHECKING:
     from adde_core.project import Project

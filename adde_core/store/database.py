@@ -50,8 +50,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+    # Let SQLAlchemy, not the driver, emit BEGIN: pysqlite's implicit BEGIN is deferred, so a
+    # read-then-write transaction could read a state another writer is about to change.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # BEGIN IMMEDIATE takes the write lock up front: a locked transaction reads and writes
+    # with no other writer in between (see Store.locked_transaction).
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("adde_lock") else "BEGIN")
 
 
 def slugify(text: str) -> str:
@@ -77,6 +86,7 @@ class Store:
         self.engine: Engine = create_engine(url)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin)
         self._migrate()
         Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -123,6 +133,43 @@ class Store:
         """A session whose work is committed on exit, or rolled back entirely on any exception."""
         with self._sessions.begin() as session:
             yield session
+
+    @contextmanager
+    def locked_transaction(self) -> Iterator[Session]:
+        """A transaction that holds the project's write lock from its first statement.
+
+        Whatever reads the store and writes from what it read (closing an iteration,
+        recording a decision against the current iteration) runs here, so no other writer
+        can change what was read before the write commits: ``BEGIN IMMEDIATE`` on SQLite,
+        ``SELECT ... FOR UPDATE`` on the latest iteration row elsewhere (PostgreSQL).
+        """
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(adde_lock=True)
+            with Session(bind=conn, expire_on_commit=False) as session, session.begin():
+                if self.engine.dialect.name != "sqlite":
+                    session.execute(select(Iteration).order_by(Iteration.index.desc()).limit(1).with_for_update())
+                yield session
+
+    def revision(self) -> tuple[Any, ...]:
+        """A cheap token that changes whenever items, decisions, candidate sets, iterations or embeddings change.
+
+        The project's working-set cache is keyed by it, so nothing cached outlives the data
+        it was built from, even when another process (a second reviewer) wrote.
+        """
+        from adde_core.store.models import Candidate, CandidateSet, Decision
+
+        with self.transaction() as s:
+            return (
+                s.scalar(select(func.count()).select_from(Item)),
+                s.scalar(select(func.max(Item.created_at))),
+                s.scalar(select(func.max(Decision.id))),
+                s.scalar(select(func.max(CandidateSet.id))),
+                s.scalar(select(func.count()).select_from(Candidate)),
+                s.scalar(select(func.max(Iteration.index))),
+                tuple(s.execute(select(EmbeddingSet.model_key, EmbeddingSet.fingerprint)
+                                .order_by(EmbeddingSet.model_key)).all()),
+                tuple(s.execute(select(Item.role, func.count()).group_by(Item.role).order_by(Item.role)).all()),
+            )
 
     # ----------------------------------------------------------------- meta
     def get_meta(self, key: str, default: Any = None) -> Any:
@@ -246,7 +293,7 @@ class Store:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         ids_arr = np.asarray(list(ids), dtype=str)
         if vectors.ndim != 2 or len(ids_arr) != len(vectors):
-            raise ValueError(f"embeddings for {model_key!r}: {len(ids_arr)} ids but array of shape {vectors.shape}")
+            raise AddeError(f"embeddings for {model_key!r}: {len(ids_arr)} ids but array of shape {vectors.shape}")
         folder = self.array_root / "embeddings"
         folder.mkdir(parents=True, exist_ok=True)
         name = f"{slugify(model_key)}-{fingerprint[:16]}.npz"

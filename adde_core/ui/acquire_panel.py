@@ -8,27 +8,35 @@ import streamlit as st
 
 from adde_core.acquisition.acquire import RegionSpec
 from adde_core.project import Project
-from adde_core.review import candidate_set
 from adde_core.ui.feedback import progress_bar, run_action
 
 ACTIVE_SET = "active_candidate_set"
 
 
-def ranking_controls(key: str) -> tuple[str, Any]:
-    """Strategy picker and α, β, γ sliders (defaults from :class:`~adde_core.ranking.RankingWeights`)."""
+def ranking_controls(key: str, learned: Any = None) -> tuple[str, Any]:
+    """Strategy picker and α, β, γ sliders, starting from the loop's learned weights (with a reset to defaults)."""
     from adde_core.ranking import STRATEGIES, RankingWeights
 
-    default = RankingWeights()
+    default = learned or RankingWeights()
+    seen = f"{key}_learned"
+    if st.session_state.get(seen) != tuple(default.normalized()):
+        # New learned weights (an iteration adapted them): move the sliders to them.
+        st.session_state[seen] = tuple(default.normalized())
+        for name, value in zip(("alpha", "beta", "gamma"), default.normalized()):
+            st.session_state[f"{key}_{name}"] = round(float(value) / 0.05) * 0.05
     with st.expander("Ranking: strategy and weights"):
+        if st.button("Reset to defaults", key=f"{key}_reset", help="α, β, γ as before any learning"):
+            for name, value in zip(("alpha", "beta", "gamma"), RankingWeights().normalized()):
+                st.session_state[f"{key}_{name}"] = round(float(value) / 0.05) * 0.05
         names = list(STRATEGIES)
         strategy = st.selectbox("Strategy", names, index=names.index("adde"), key=f"{key}_strategy",
                                 help="adde: α·U + β·Div + γ·Q. The others are the usual active-learning baselines.")
         c1, c2, c3 = st.columns(3)
-        alpha = c1.slider("α uncertainty", 0.0, 1.0, float(default.alpha), 0.05, key=f"{key}_alpha",
+        alpha = c1.slider("α uncertainty", 0.0, 1.0, step=0.05, key=f"{key}_alpha",
                           help="Weight of the current model's uncertainty (margin): labels it learns most from.")
-        beta = c2.slider("β diversity", 0.0, 1.0, float(default.beta), 0.05, key=f"{key}_beta",
+        beta = c2.slider("β diversity", 0.0, 1.0, step=0.05, key=f"{key}_beta",
                          help="Weight of distance to what the dataset already has: fills gaps, avoids redundancy.")
-        gamma = c3.slider("γ quality", 0.0, 1.0, float(default.gamma), 0.05, key=f"{key}_gamma",
+        gamma = c3.slider("γ quality", 0.0, 1.0, step=0.05, key=f"{key}_gamma",
                           help="Weight of predicted quality: 1 for real pool items, the gate score for generated ones.")
         if alpha + beta + gamma == 0:
             st.warning("All weights are 0; using the defaults.")
@@ -46,7 +54,7 @@ def acquisition_panel(project: Project, region: RegionSpec, *, key: str, labels:
         k = c1.number_input("Candidates", 5, 500, 50, 5, key=f"{key}_k")
         c2.caption("Nearest pool items to the region's centre and members, plus uncertain items nearby. "
                    "Exact search in torch (GPU when present); FAISS past 200k items.")
-        strategy, weights = ranking_controls(f"{key}_r")
+        strategy, weights = ranking_controls(f"{key}_r", project.learned_weights())
         if st.button("Retrieve candidates", key=f"{key}_retrieve", type="primary"):
             with st.spinner("Retrieving and ranking…"):
                 result = run_action(project.acquire, region, mode="retrieve", k=int(k), strategy=strategy,
@@ -68,7 +76,7 @@ def acquisition_panel(project: Project, region: RegionSpec, *, key: str, labels:
             params["model"] = st.text_input("Local pipeline folder (or hub id when online)", key=f"{key}_pipe")
             prompt = st.text_area("Prompt (describes the region; edit freely)", key=f"{key}_prompt",
                                   value=_suggested_prompt(project, region)) or None
-        strategy, weights = ranking_controls(f"{key}_g")
+        strategy, weights = ranking_controls(f"{key}_g", project.learned_weights())
         if st.button("Generate candidates", key=f"{key}_generate", type="primary"):
             result = run_action(project.acquire, region, mode="generate", generator=generator, n=int(n),
                                 label=None if label.startswith("(") else label, prompt=prompt,
@@ -80,17 +88,15 @@ def acquisition_panel(project: Project, region: RegionSpec, *, key: str, labels:
 
 
 def _suggested_prompt(project: Project, region: RegionSpec) -> str:
-    from adde_core.acquisition.acquire import suggest_prompt
-
     try:
-        return suggest_prompt(project, region)
+        return project.suggest_prompt(region)
     except Exception:  # noqa: BLE001 - a prompt suggestion must never break the panel; the user can type one
         return ""
 
 
 def gate_summary(project: Project, set_id: int) -> None:
     """For a generated set: how many images the quality gate kept, why the others went, and their images."""
-    info = candidate_set(project.store, set_id)
+    info = project.candidate_set(set_id)
     summary = info["summary"]
     if info["mode"] != "generate":
         return

@@ -2,18 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pandas as pd
 import streamlit as st
 
 from adde_core.project import Project
 
 
-def render_sidebar(project: Project) -> None:
-    """Show the open project and its counts in the sidebar."""
-    with st.sidebar:
+def render_sidebar(project: Project) -> Callable[[], None]:
+    """Show the open project and its counts in the sidebar; return a refresh to call after the page ran.
+
+    app.py draws the sidebar before the page runs (so it shows at once), which leaves it a
+    step behind when the page moves the loop on or ingests. The returned function redraws
+    it in place, and only when the iteration or the counts changed, so no rerun is needed
+    and the page's own messages stay on screen.
+    """
+    slot = st.sidebar.empty()
+    shown = _snapshot(project)
+    _draw(project, slot, *shown)
+
+    def refresh() -> None:
+        nonlocal shown
+        now = _snapshot(project)
+        if now[0] != shown[0] or not now[1].equals(shown[1]):
+            shown = now
+            _draw(project, slot, *now)
+
+    return refresh
+
+
+def _snapshot(project: Project) -> tuple[int, pd.DataFrame]:
+    return project.current_iteration, project.counts()
+
+
+def _draw(project: Project, slot, iteration: int, counts: pd.DataFrame) -> None:
+    with slot.container():
         st.markdown(f"**Project:** {project.name}")
         st.caption(str(project.root))
-        st.metric("Iteration", project.current_iteration, help="Turns of the refinement loop completed so far.")
-        counts = project.counts()
+        st.metric("Iteration", iteration, help="Turns of the refinement loop completed so far.")
         if counts.empty:
             st.caption("No items yet: ingest data on the Data page.")
             return

@@ -72,11 +72,11 @@ def test_decided_items_are_not_retrieved_again(project):
 
 
 def test_oracle_accepts_true_labels_and_relabels_wrong_ones(project):
-    from adde_core.review import ORACLE_REVIEWER, OracleReviewer, record_decisions, valid_items
+    from adde_core.review import ORACLE_REVIEWER, record_decisions, valid_items
 
     got = project.acquire(list(project.items(roles=["pool"])["id"][:20]), mode="retrieve", k=15)
     cands = got.candidates.rename(columns={"id": "item_id"})
-    requests = OracleReviewer(project).decide(cands, candidate_set_id=got.set_id)
+    requests = project.oracle().decide(cands, project.working_set(), candidate_set_id=got.set_id)
     truth = _truth(project)
     for req, suggested in zip(requests, cands["suggested_label"]):
         assert req.reviewer == ORACLE_REVIEWER and req.label == truth[req.item_id]
@@ -160,8 +160,6 @@ def test_zero_shot_attribute_words_pick_the_closest_texts():
 
 
 def test_suggested_prompt_describes_the_region(analysed, project):
-    from adde_core.acquisition.acquire import RegionSpec, suggest_prompt
-
     seed = project.items(roles=["seed"])
-    prompt = suggest_prompt(project, RegionSpec.from_selection(list(seed.loc[seed["label"] == "horse", "id"])))
+    prompt = project.suggest_prompt(list(seed.loc[seed["label"] == "horse", "id"]))
     assert "horse" in prompt

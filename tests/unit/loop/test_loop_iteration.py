@@ -51,9 +51,47 @@ def test_next_iteration_adds_exactly_d_valid(project):
 
 def test_oracle_iteration_and_stop_on_budget(project):
     from adde_core.loop import StoppingConfig
-    from adde_core.loop.runner import run_oracle_iteration, set_stopping_config
 
-    set_stopping_config(project, StoppingConfig(label_budget=10))
-    summary = run_oracle_iteration(project, budget=12, generate=False)
+    project.set_stopping_config(StoppingConfig(label_budget=10))
+    summary = project.run_oracle_iteration(budget=12, generate=False)
     assert summary.index == 1 and sum(summary.added.values()) >= 1
     assert summary.stop_reason and "label budget of 10" in summary.stop_reason
+
+
+def test_human_close_learns_from_the_weights_that_ranked_the_reviewed_sets(project):
+    """The adaptive update starts from the weights stored with the reviewed sets, not from stale stored ones."""
+    from adde_core.ranking import RankingWeights
+    from adde_core.review import DecisionRequest, record_decision
+
+    before = project.items().set_index("id")
+    pool = list(before.index[before["role"] == "pool"][:8])
+    used = RankingWeights(alpha=0.8, beta=0.1, gamma=0.1)
+    got = project.acquire(pool, mode="retrieve", k=8, weights=used)
+    assert project.candidate_set(got.set_id)["weights"] == pytest.approx(dict(zip(("alpha", "beta", "gamma"),
+                                                                                 used.normalized())))
+    for item in got.candidates["id"][:4]:
+        record_decision(project.store, DecisionRequest(item, "accept", "ann", label="cat", candidate_set_id=got.set_id))
+    summary = project.next_iteration()
+    config = project.metrics_history().set_index("iteration").loc[1, "config"]
+    assert config["weights"]["alpha"] == pytest.approx(0.8)
+    learned = project.learned_weights().normalized()
+    # The update moved from (0.8, 0.1, 0.1), not from the defaults.
+    assert abs(learned[0] - 0.8) < 0.2 and summary.effects
+
+
+def test_a_cached_index_never_outlives_its_pool(project):
+    """After a fold-in the pool shrinks: the retrieval index is rebuilt, and an oracle step works in the same process."""
+    from adde_core.review import DecisionRequest, record_decision
+
+    engine = project.engine()
+    ws = engine.storage.working_set()
+    first = engine.pool_index(ws)
+    got = project.acquire(list(ws.ids[ws.role == "pool"][:5]), mode="retrieve", k=5)
+    for item in got.candidates["id"]:
+        record_decision(project.store, DecisionRequest(item, "accept", "ann", label="cat"))
+    project.next_iteration()
+    ws2 = project.engine().storage.working_set()
+    assert ws2.pool_key != ws.pool_key
+    assert project.engine().pool_index(ws2) is not first
+    summary = project.run_oracle_iteration(budget=8, generate=False)  # the reverse order works too
+    assert summary.index == 2

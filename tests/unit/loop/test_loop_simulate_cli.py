@@ -20,13 +20,13 @@ def test_cli_simulates_two_rounds_from_manifest_and_embeddings(tmp_path):
     np.save(tmp_path / "e.npy", X.astype(np.float32))
     out = tmp_path / "out"
     code = main(["simulate", "--data", str(tmp_path / "m.csv"), "--embeddings", str(tmp_path / "e.npy"),
-                 "--strategy", "random", "uncertainty", "--budget", "12", "--rounds", "2", "--seeds", "1",
+                 "--strategy", "random", "margin", "--budget", "12", "--rounds", "2", "--seeds", "1",
                  "--seed-per-class", "3", "--out", str(out)])
     assert code == 0
     for name in ("results.csv", "results.json", "summary.csv", "report.md", "learning_curves.png"):
         assert (out / name).stat().st_size > 0, name
     results = pd.read_csv(out / "results.csv")
-    assert set(results["strategy"]) == {"random", "uncertainty"}
+    assert set(results["strategy"]) == {"random", "margin"}
     assert sorted(results.loc[results["strategy"] == "random", "labels_spent"]) == [0, 6, 12]
     assert "python -m adde_core simulate --data" in (out / "report.md").read_text()
     assert json.loads((out / "results.json").read_text())["rows"]
@@ -36,3 +36,36 @@ def test_cli_bad_data_is_one_line_error(tmp_path, capsys):
     code = main(["simulate", "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "o")])
     assert code == 2
     assert "missing.csv" in capsys.readouterr().err
+
+
+def test_help_lists_every_registry_strategy(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["simulate", "--help"])
+    out = capsys.readouterr().out
+    for name in ("coreset", "typiclust", "entropy", "margin", "random", "adde", "adde-no-gen", "seed-only",
+                 "mads-naive", "static-aug"):
+        assert name in out, name
+
+
+def test_digits_manifest_with_pixel_embeddings_runs_adde_and_the_baselines(tmp_path):
+    """sklearn digits as a manifest + a .npy of pixels: full ADDE runs (without generation, said so), no skip."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    pd.DataFrame({"id": [f"d{i}" for i in range(len(digits.target))],
+                  "label": [str(t) for t in digits.target]}).to_csv(tmp_path / "m.csv", index=False)
+    np.save(tmp_path / "e.npy", digits.data.astype(np.float32) + 0.01)
+    out = tmp_path / "out"
+    strategies = ["adde", "coreset", "typiclust", "margin", "random"]
+    code = main(["simulate", "--data", str(tmp_path / "m.csv"), "--embeddings", str(tmp_path / "e.npy"),
+                 "--strategy", *strategies, "--budget", "20", "--rounds", "2", "--seeds", "1",
+                 "--seed-per-class", "3", "--out", str(out)])
+    assert code == 0
+    results = pd.read_csv(out / "results.csv")
+    assert set(results["strategy"]) == set(strategies)
+    for name in strategies:
+        spent = sorted(results.loc[results["strategy"] == name, "labels_spent"])
+        assert spent == [0, 10, 20], name
+    assert "adde` ran without its images part" in (out / "report.md").read_text()

@@ -56,9 +56,9 @@ def summarize(results: pd.DataFrame, full_accuracy: float) -> pd.DataFrame:
     Parameters
     ----------
     results : pandas.DataFrame
-        The output of :func:`adde_core.loop.simulate.simulate`.
+        The output of :func:`adde_core.loop.simulation.run.simulate`.
     full_accuracy : float
-        Val accuracy with every pool label (:func:`~adde_core.loop.simulate.full_data_accuracy`).
+        Val accuracy with every pool label (:func:`~adde_core.loop.simulation.run.full_data_accuracy`).
 
     Returns
     -------
@@ -166,7 +166,7 @@ def write_report(results: pd.DataFrame, summary: pd.DataFrame, out_dir: str | Pa
     Parameters
     ----------
     results : pandas.DataFrame
-        From :func:`~adde_core.loop.simulate.simulate`.
+        From :func:`~adde_core.loop.simulation.run.simulate`.
     summary : pandas.DataFrame
         From :func:`summarize`.
     out_dir : str or Path
@@ -201,14 +201,14 @@ def write_report(results: pd.DataFrame, summary: pd.DataFrame, out_dir: str | Pa
           title="Bias amplification (max |pred rate - true rate|, val)", ylabel="bias amplification")
     _plot(results, "vendi", "round", files["diversity"], title="Vendi score of the labelled set (300-item subsample)",
           ylabel="Vendi (q=1)")
-    skipped = results.attrs.get("skipped") or {}
+    skipped = results.attrs.get("notes") or {}
     lines = ["# ADDE simulation report", ""]
     if command:
         lines += ["Produced by:", "", "```", command, "```", ""]
     lines += [(f"- budget {summary.attrs.get('budget')} oracle labels, {results['round'].max()} rounds "
                f"(batch {summary.attrs.get('batch')}), seeds {sorted(results['seed'].unique().tolist())}"),
               f"- full-data val accuracy (seed + every pool label): {_fmt(full)}; 95 % of it: {_fmt(target)}"]
-    lines += [f"- skipped `{k}`: {v}" for k, v in skipped.items()]
+    lines += [f"- `{k}` {v}" for k, v in skipped.items()]
     lines += [f"- {n}" for n in notes]
     lines += ["", "## Summary (final round, mean ± std over seeds)", "", summary_markdown(summary), "",
               ("Labels to 95 % are read off the mean curve; AULC is the mean val accuracy over the label schedule "
@@ -243,11 +243,11 @@ def assign_simulation_roles(labels: Sequence[Any], *, seed_per_class: int = 10, 
 
 
 def run_and_report(data: Any, strategies: Sequence[str], *, budget: int, rounds: int, seeds: int, out: str | Path,
-                   command: str, log: Any = print) -> pd.DataFrame:
+                   command: str, log: Any = print, resplit: bool = False) -> pd.DataFrame:
     """Simulate, summarise and write the report; ``log`` receives progress lines. Returns the summary."""
     import time
 
-    from adde_core.loop.simulate import full_data_accuracy, simulate
+    from adde_core.loop.simulation.run import full_data_accuracy, simulate
 
     started = time.perf_counter()
     full = full_data_accuracy(data)
@@ -260,12 +260,13 @@ def run_and_report(data: Any, strategies: Sequence[str], *, budget: int, rounds:
             log(f"  [{done}/{total}] {message} ({now - started:.0f} s)")
             last[0] = now
 
-    results = simulate(data, list(strategies), budget=budget, rounds=rounds, seeds=seeds, progress=progress)
+    results = simulate(data, list(strategies), budget=budget, rounds=rounds, seeds=seeds, progress=progress,
+                       resplit=resplit)
     summary = summarize(results, full)
     per_strategy = results.groupby("strategy", sort=False)["seconds"].sum()
     notes = [f"wall time {time.perf_counter() - started:.0f} s, torch/BLAS limited to 1 thread",
              "seconds per strategy (all seeds): " + ", ".join(f"{k} {v:.0f}" for k, v in per_strategy.items())]
-    notes += [f"skipped {k}: {v}" for k, v in results.attrs.get("skipped", {}).items()]
+    notes += [f"{k} {v}" for k, v in results.attrs.get("notes", {}).items()]
     files = write_report(results, summary, out, command=command, notes=notes)
     log(summary_markdown(summary))
     for note in notes:

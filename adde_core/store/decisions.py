@@ -9,10 +9,11 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from adde_core.errors import AddeError
-from adde_core.store import Store
-from adde_core.store.models import DECISION_ACTIONS, REVIEW_FLAGS, Decision, Item
+from adde_core.store.database import Store
+from adde_core.store.models import DECISION_ACTIONS, REVIEW_FLAGS, Decision, Item, Iteration
 
 #: Actions that put an item into D_valid (the items added at the next iteration).
 VALID_ACTIONS = ("accept", "relabel")
@@ -102,8 +103,10 @@ def record_decision(store: Store, request: DecisionRequest, *, iteration: int | 
     dict
         The stored decision (``seq``, ``created_at``, ...).
     """
-    it = store.current_iteration() if iteration is None else iteration
-    with store.transaction() as s:
+    # The current iteration is read under the write lock, so a decision can never be tagged with an
+    # iteration that a concurrent fold-in has just closed (it would then be counted by no iteration).
+    with store.locked_transaction() as s:
+        it = int(s.scalar(select(func.max(Iteration.index))) or 0) if iteration is None else iteration
         if s.get(Item, request.item_id) is None:
             raise AddeError(f"{request.item_id}: no such item in this project")
         rows = list(s.scalars(select(Decision).where(Decision.item_id == request.item_id).order_by(Decision.seq)))
@@ -147,13 +150,18 @@ def decision_states(store: Store, item_ids: Iterable[str] | None = None) -> pd.D
     Items never decided are absent. ``n_decisions`` is what a reviewer passes back as
     ``expected_seq``; items whose only decisions were undone appear with ``action`` None.
     """
+    with store.transaction() as s:
+        return standing_decisions(s, item_ids)
+
+
+def standing_decisions(session: Session, item_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """:func:`decision_states` inside an open session (so a caller can read and write in one transaction)."""
     stmt = select(Decision).order_by(Decision.item_id, Decision.seq)
     ids = None if item_ids is None else list(item_ids)
     if ids is not None:
         stmt = stmt.where(Decision.item_id.in_(ids))
     out = []
-    with store.transaction() as s:
-        rows = list(s.scalars(stmt))
+    rows = list(session.scalars(stmt))
     by_item: dict[str, list[Decision]] = {}
     for row in rows:
         by_item.setdefault(row.item_id, []).append(row)

@@ -8,7 +8,7 @@ import pandas as pd
 from sqlalchemy import func, insert, select
 
 from adde_core.errors import AddeError
-from adde_core.store import Store
+from adde_core.store.database import Store
 from adde_core.store.models import Candidate, CandidateSet, Provenance, utcnow
 
 _SET_COLUMNS = ["id", "iteration", "mode", "region", "strategy", "weights", "params", "summary", "created_at"]

@@ -1,0 +1,490 @@
+"""ONE ADDE step — plan → acquire → rank → review → fold in → retrain → evaluate → adapt → stop? — over a storage.
+
+:class:`Engine` is the loop. The app's "Next iteration" (:meth:`Engine.close`), the Retrieve and
+Generate buttons (:meth:`Engine.retrieve`, :meth:`Engine.generate`), oracle stepping on Trends and
+every strategy of ``python -m adde_core simulate`` (:meth:`Engine.step` with a policy from
+:data:`adde_core.loop.policies.POLICIES`) all run through it. Only two things differ between them:
+the **storage** (a project's database, :class:`~adde_core.loop.store_storage.StoreStorage`, or
+arrays, :class:`~adde_core.loop.storage.MemoryStorage`) and the **reviewer** (a person writing to
+the store, or the :class:`~adde_core.review.oracle.OracleReviewer`).
+
+Closing an iteration is a small state machine recorded on the new iteration's row: the fold-in
+writes phase ``folded`` (atomically with D_valid, see :func:`adde_core.store.iterations.fold_in`),
+the metrics phase ``measured`` and the adaptation phase ``adapted``. A close that died part-way is
+finished by the next :meth:`Engine.close` instead of opening another iteration. The adaptive state
+after each close is stored on that row, so it is written atomically with the phase.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from adde_core.errors import AddeError
+from adde_core.loop.adaptive import AdaptiveState, IterationOutcome, update_state
+from adde_core.loop.evaluate import EvalConfig, evaluate, fit_head, reference_key, reference_space
+from adde_core.loop.stopping import StopDecision, StoppingConfig, should_stop
+from adde_core.memo import Memo
+
+if TYPE_CHECKING:
+    from adde_core.acquisition.acquire import EmbedFn, Proposal, RegionSpec
+    from adde_core.analysis.regions import SparseRegion
+    from adde_core.embedding.base import ProgressCallback
+    from adde_core.loop.evaluate import ReferenceSpace
+    from adde_core.loop.storage import LoopStorage
+    from adde_core.working_set import WorkingSet
+    from adde_core.model import LinearHead
+    from adde_core.ranking import RankingWeights
+    from adde_core.store.decisions import DecisionRequest
+
+__all__ = ["STOPPING_KEY", "Context", "Engine", "IterationSummary", "LoopConfig", "Plan", "Policy", "Reviewer",
+           "outcome_from_reviewed", "split_slots"]
+
+#: Storage meta key of the user's stopping rules.
+STOPPING_KEY = "stopping_config"
+
+
+class Reviewer(Protocol):
+    """Decides on shown candidates: the oracle, the head (pseudo-labels), or a person through the store."""
+
+    def decide(self, candidates: pd.DataFrame, ws: "WorkingSet", *, candidate_set_id: int | None = None
+               ) -> list["DecisionRequest"]:
+        """Decisions for ``candidates`` (``item_id``, ``suggested_label``, score columns)."""
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """How one iteration is run.
+
+    Attributes
+    ----------
+    budget : int
+        Labels (reviews) per iteration.
+    n_regions : int
+        Regions acquired for per iteration.
+    retrieve_factor : int
+        Retrieve this many candidates per slot, then rank and show the best.
+    generate : bool
+        Whether ADDE may generate (only where the data has images and an image embedder).
+    generator : str
+    generation_share : float
+        Initial share of the budget sent to generation (adapted afterwards).
+    adapt : bool
+        Learn α/β/γ, the split and region rewards from each iteration.
+    use_diversity : bool
+        False pins β = 0 (an ablation).
+    random_state : int
+    eval : EvalConfig
+    """
+
+    budget: int = 40
+    n_regions: int = 3
+    retrieve_factor: int = 3
+    generate: bool = True
+    generator: str = "cvae"
+    generation_share: float = 0.2
+    adapt: bool = True
+    use_diversity: bool = True
+    random_state: int = 0
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def initial_state(self) -> AdaptiveState:
+        """The adaptive state before any iteration."""
+        from adde_core.ranking import RankingWeights
+
+        weights = RankingWeights() if self.use_diversity else RankingWeights(alpha=0.4, beta=0.0, gamma=0.2)
+        return AdaptiveState(weights=weights, generation_share=self.generation_share)
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """What the engine recommends for the current iteration, with its reasons.
+
+    Attributes
+    ----------
+    regions : list of SparseRegion
+        Every detected region in the recommended order (revisit marks, then UCB, then sparsity).
+    reasons : dict
+        ``region_id -> why it is at that place``.
+    chosen : list of str
+        The ``n_regions`` first region ids: what an ADDE iteration acquires for.
+    weights : RankingWeights
+        The learned weights the ranking should start from.
+    generation_share : float
+    """
+
+    regions: list["SparseRegion"]
+    reasons: dict[str, str]
+    chosen: list[str]
+    weights: "RankingWeights"
+    generation_share: float
+
+    def frame(self) -> pd.DataFrame:
+        """One row per region in recommended order, with the reason (for the Explore table)."""
+        rows = []
+        for k, r in enumerate(self.regions, start=1):
+            top = r.dominant_labels[0] if r.dominant_labels else (None, np.nan)
+            rows.append({"rank": k, "region_id": r.region_id, "kind": r.kind, "score": r.score, "size": r.size,
+                         "dominant_label": top[0], "n_unlabelled": r.n_unlabelled,
+                         "x": r.centroid_2d[0] if r.centroid_2d else np.nan,
+                         "y": r.centroid_2d[1] if r.centroid_2d else np.nan,
+                         "why": self.reasons.get(r.region_id, ""), "reason": r.reason, "description": r.description})
+        return pd.DataFrame(rows, columns=["rank", "region_id", "kind", "score", "size", "dominant_label",
+                                           "n_unlabelled", "x", "y", "why", "reason", "description"])
+
+
+@dataclass(frozen=True)
+class IterationSummary:
+    """What closing an iteration did."""
+
+    index: int
+    added: dict[str, int]
+    metrics: dict[str, Any]
+    effects: list[str] = field(default_factory=list)
+    stop_reason: str | None = None
+
+
+@dataclass(eq=False)
+class Context:
+    """The derived state one step works with: the working set, its head and the reference space."""
+
+    ws: "WorkingSet"
+    head: "LinearHead"
+    reference: "ReferenceSpace"
+
+
+class Engine:
+    """The ADDE loop over one storage.
+
+    Parameters
+    ----------
+    storage : LoopStorage
+    memo : Memo, optional
+        Where heads, indexes, generators and reference spaces are kept (the project passes its own).
+    embed_images : callable, optional
+        Embeds generated images in the storage's space; without it nothing is generated.
+    config : LoopConfig
+    """
+
+    def __init__(self, storage: "LoopStorage", *, memo: Memo | None = None, embed_images: "EmbedFn | None" = None,
+                 config: LoopConfig = LoopConfig()) -> None:
+        self.storage = storage
+        self.memo = memo or Memo()
+        self.embed_images = embed_images
+        self.config = config
+
+    # ------------------------------------------------------------------ state
+    def context(self) -> Context:
+        """The working set now, the head fitted on its D_t, and the reference space (all memoised)."""
+        ws = self.storage.working_set()
+        seed = self.config.random_state
+        head = self.memo.get("head", (ws.dataset_key, seed),
+                             lambda: fit_head(ws.X[ws.in_dataset], ws.label[ws.in_dataset], random_state=seed))
+        reference = self.memo.get("reference", reference_key(ws), lambda: reference_space(ws))
+        return Context(ws, head, reference)
+
+    def pool_index(self, ws: "WorkingSet") -> Any:
+        """A search index over the real pool, rebuilt exactly when the pool's membership or vectors change."""
+        from adde_core.acquisition.retrieval import VectorIndex
+
+        def build() -> Any:
+            rows = np.flatnonzero((ws.role == "pool") & (ws.source != "synthetic"))
+            return VectorIndex().fit(ws.X[rows], ids=ws.ids[rows])
+
+        return self.memo.get("pool_index", ws.pool_key, build)
+
+    def state(self) -> AdaptiveState:
+        """The adaptive state: the one stored by the latest completed close, else the config's initial one."""
+        for row in reversed(self.storage.iteration_rows()):
+            stored = (row.get("metrics") or {}).get("adaptive_state")
+            if stored:
+                return AdaptiveState.from_dict(stored)
+        return self.config.initial_state()
+
+    def stopping(self) -> StoppingConfig:
+        """The stopping rules kept with the storage."""
+        return StoppingConfig(**(self.storage.get_meta(STOPPING_KEY) or {}))
+
+    def can_generate(self, ws: "WorkingSet") -> bool:
+        """Generation needs an embedder for new images and image files of labelled items."""
+        from adde_core.acquisition.acquire import generator_training_rows
+
+        return self.embed_images is not None and len(generator_training_rows(ws)[0]) > 0
+
+    # ------------------------------------------------------------------ plan
+    def detect_regions(self, ctx: Context, *, coords: np.ndarray | None = None) -> list["SparseRegion"]:
+        """Sparse regions in the reference space, against D_t ∪ D_valid; region ids are stable across iterations.
+
+        ``coords`` (aligned with ``ctx.ws``) places each region on a 2-D map for drawing.
+        """
+        from adde_core.analysis.clustering import ClusterConfig, ClusterResult
+        from adde_core.analysis.regions import RegionConfig, find_sparse_regions
+
+        ws = ctx.ws
+        rows = np.flatnonzero(np.isin(ws.role, ("seed", "pool", "val")) & (ws.source != "synthetic"))
+        ids = ws.ids[rows]
+        Z = ctx.reference.project(ws.X[rows])
+        labels = ctx.reference.kmeans.predict(Z)
+        data_rows, data_labels = ws.dataset_and_pending
+        in_dataset = np.isin(rows, data_rows)
+        label = np.full(len(rows), None, dtype=object)
+        pos = {int(r): k for k, r in enumerate(rows)}
+        for r, lab in zip(data_rows, data_labels):
+            if int(r) in pos:
+                label[pos[int(r)]] = lab
+        val = ws.role[rows] == "val"
+        label[val] = ws.label[rows][val]
+        items = pd.DataFrame({"id": ids, "role": ws.role[rows], "label": label})
+        cfg = ClusterConfig(method="kmeans", space="pca", n_clusters=ctx.reference.n_clusters)
+        clusters = ClusterResult(ids=ids, labels=labels, raw_labels=labels, space=Z, config=cfg,
+                                 fingerprint=ctx.reference.key)
+        found = find_sparse_regions(Z, items, clusters=clusters, coords=None if coords is None else coords[rows],
+                                    config=RegionConfig(pca_components=None, max_outliers=0,
+                                                        random_state=self.config.random_state),
+                                    in_dataset=in_dataset, subgroup_columns=[], fingerprint=ctx.reference.key)
+        available = set(map(str, ws.ids[ws.available]))
+        return [r for r in found.regions if any(str(i) in available for i in r.member_ids)]
+
+    def plan(self, ctx: Context | None = None, *, coords: np.ndarray | None = None) -> Plan:
+        """Regions in the order the loop recommends, why, and the weights and split to use now."""
+        from adde_core.ranking import RankingWeights
+
+        ctx = ctx or self.context()
+        state = self.state()
+        regions = self.detect_regions(ctx, coords=coords)
+        ids = [r.region_id for r in regions]
+        if self.config.adapt:
+            order = state.select_regions(ids, len(ids))
+        else:
+            order = ids
+        by_id = {r.region_id: r for r in regions}
+        reasons = {}
+        bandit = state.bandit()
+        for rid in order:
+            if rid in state.regions_to_revisit:
+                reasons[rid] = "marked for revisiting: a reviewer flagged edge cases here"
+            elif rid in bandit.stats:
+                n, mean = bandit.stats[rid]
+                reasons[rid] = f"acquired {n}× before, mean reward {mean:+.3f} (UCB {bandit.ucb(rid):+.3f})"
+            else:
+                reasons[rid] = f"not tried yet; {by_id[rid].score:.1f}× thinner than expected ({by_id[rid].kind})"
+        weights = state.weights
+        if not self.config.use_diversity:
+            weights = RankingWeights(alpha=weights.alpha, beta=0.0, gamma=weights.gamma)
+        return Plan([by_id[r] for r in order], reasons, order[: self.config.n_regions], weights,
+                    state.generation_share)
+
+    # --------------------------------------------------------------- acquire
+    def retrieve(self, region: "RegionSpec", *, k: int = 50, strategy: str = "adde",
+                 weights: "RankingWeights | None" = None, uncertain_share: float = 0.2,
+                 ctx: Context | None = None) -> tuple[int, "Proposal"]:
+        """Retrieve and rank pool candidates for a region, and store them; returns (set id, proposal)."""
+        from adde_core.acquisition.acquire import retrieve_candidates
+
+        ctx = ctx or self.context()
+        proposal = retrieve_candidates(ctx.ws, ctx.head, region, k=k, strategy=strategy, weights=weights,
+                                       uncertain_share=uncertain_share, index=self.pool_index(ctx.ws),
+                                       random_state=self.config.random_state)
+        return self.storage.save_proposal(proposal, ctx.ws.iteration), proposal
+
+    def generator(self, ctx: Context, name: str, params: Mapping[str, Any] | None = None,
+                  progress: "ProgressCallback | None" = None) -> Any:
+        """Generator ``name`` trained on D_t ∪ D_valid's real images, once per training set."""
+        from adde_core.acquisition.acquire import generator_key, train_generator
+
+        seed = self.config.random_state
+        key = generator_key(ctx.ws, name, params, random_state=seed)
+        return self.memo.get("generator", key, lambda: train_generator(ctx.ws, name, params, random_state=seed,
+                                                                         progress=progress))
+
+    def generate(self, region: "RegionSpec", *, generator: str | None = None, n: int = 48, label: str | None = None,
+                 prompt: str | None = None, generator_params: Mapping[str, Any] | None = None,
+                 strategy: str = "adde", weights: "RankingWeights | None" = None, gate_config: Any = None,
+                 ctx: Context | None = None, progress: "ProgressCallback | None" = None,
+                 seed: int | None = None) -> tuple[int, "Proposal"]:
+        """Generate candidates for a region with a trained generator, gate, rank and store them.
+
+        ``seed`` fixes the generator's sampling (default: derived from the config's seed and the iteration).
+        """
+        from adde_core.acquisition.acquire import generate_candidates
+
+        if self.embed_images is None:
+            raise AddeError("generated images cannot be placed in this embedding space (precomputed vectors or no "
+                            "image embedder); embed the project with an image embedder on the Data page first")
+        ctx = ctx or self.context()
+        name = generator or self.config.generator
+        gen = self.generator(ctx, name, generator_params, progress)
+        seed = self.config.random_state * 1000 + ctx.ws.iteration if seed is None else seed
+        proposal = generate_candidates(ctx.ws, ctx.head, region, generator=gen, embed_images=self.embed_images,
+                                       register=self.storage.register_generated, n=n, label=label, prompt=prompt,
+                                       gate_config=gate_config, strategy=strategy, weights=weights, seed=seed,
+                                       generator_name=name)
+        return self.storage.save_proposal(proposal, ctx.ws.iteration), proposal
+
+    # ---------------------------------------------------------------- review
+    def review(self, reviewer: Reviewer, set_id: int, proposal: "Proposal", n: int | None = None) -> int:
+        """Show the top ``n`` of a stored proposal to ``reviewer`` and store its decisions; returns how many."""
+        shown = proposal.frame if n is None else proposal.frame.head(n)
+        if shown.empty:
+            return 0
+        candidates = shown.rename(columns={"id": "item_id"})
+        ws = self.storage.working_set()
+        decisions = reviewer.decide(candidates, ws, candidate_set_id=set_id)
+        self.storage.record(decisions)
+        return len(decisions)
+
+    # ----------------------------------------------------------------- close
+    def measure(self) -> dict[str, Any]:
+        """Record the current iteration's metrics (iteration 0's baseline, or after a crash); returns them."""
+        ctx = self.context()
+        metrics = self._evaluate(ctx)
+        current = self.storage.phase(ctx.ws.iteration)
+        self.storage.save_metrics(ctx.ws.iteration, metrics, phase=current or "measured")
+        return metrics
+
+    def _evaluate(self, ctx: Context) -> dict[str, Any]:
+        return evaluate(ctx.ws, ctx.head, ctx.reference, labels_spent=ctx.ws.labels_spent,
+                        ambiguous=ctx.ws.ambiguous, config=self.config.eval, subgroup=self.storage.subgroup)
+
+    def _acted_weights(self, reviewed: pd.DataFrame, fallback: "RankingWeights") -> "RankingWeights":
+        """The weights that ranked what was reviewed (count-weighted over sets), not merely the stored ones."""
+        from adde_core.ranking import RankingWeights
+
+        w = reviewed[["alpha", "beta", "gamma"]].apply(pd.to_numeric, errors="coerce").dropna()
+        w = w[w.sum(axis=1) > 0]
+        if w.empty:
+            return fallback
+        mean = w.div(w.sum(axis=1), axis=0).mean()
+        return RankingWeights(alpha=float(mean["alpha"]), beta=float(mean["beta"]), gamma=float(mean["gamma"]))
+
+    def close(self) -> IterationSummary:
+        """Close the current iteration: fold D_valid in, retrain, measure, adapt, check the stopping rules.
+
+        Re-running after a crash finishes the same iteration (see the module docstring). A
+        concurrent second close gets :class:`~adde_core.errors.IterationClosed`.
+        """
+        storage = self.storage
+        ws = storage.working_set()
+        t = ws.iteration
+        phase = storage.phase(t) if t > 0 else None
+        if phase in ("folded", "measured"):
+            t_new = t  # a close that died part-way: finish it
+            config = self.storage.iteration_rows()[t].get("config") or {}
+            state = AdaptiveState.from_dict(config["adaptive_state"]) if config.get("adaptive_state") else self.state()
+        else:
+            if not self.storage.iteration_rows()[t].get("metrics", {}).get("val_accuracy") and t == 0:
+                self.measure()  # iteration 0's baseline, so the first gain is measured against something
+            state = self.state()
+            reviewed = storage.reviewed(t)
+            acted = self._acted_weights(reviewed, state.weights)
+            storage.fold_in(t, {"adaptive_state": state.to_dict(), "weights": acted.__dict__})
+            t_new, phase = t + 1, "folded"
+        ctx = self.context()
+        if phase == "folded":
+            metrics = self._evaluate(ctx)
+            storage.save_metrics(t_new, metrics, phase="measured")
+        rows = self.storage.iteration_rows()
+        before, after = rows[t_new - 1].get("metrics") or {}, rows[t_new].get("metrics") or {}
+        reviewed = storage.reviewed(t_new - 1)
+        state = replace(state, weights=self._acted_weights(reviewed, state.weights))
+        new_state, effects, gains = self._adapt(state, reviewed, before, after)
+        stop = self._stop()
+        extra = {"effects": effects, **gains, "stop": stop.stop, "stop_reason": stop.reason,
+                 "alpha": new_state.weights.normalized()[0], "beta": new_state.weights.normalized()[1],
+                 "gamma": new_state.weights.normalized()[2], "generation_share": new_state.generation_share,
+                 "adaptive_state": new_state.to_dict()}
+        storage.save_metrics(t_new, extra, phase="adapted")
+        after = {**after, **extra}
+        added = {str(k): int(v) for k, v in (after.get("added") or {}).items()}
+        return IterationSummary(t_new, added, after, effects, stop.reason if stop.stop else None)
+
+    def _adapt(self, state: AdaptiveState, reviewed: pd.DataFrame, before: Mapping[str, Any],
+               after: Mapping[str, Any]) -> tuple[AdaptiveState, list[str], dict[str, float]]:
+        val_gain = float((after.get("val_accuracy") or 0.0) - (before.get("val_accuracy") or 0.0)) \
+            if before.get("val_accuracy") is not None else 0.0
+        v0 = float(before.get("vendi_q1") or 0.0)
+        diversity_gain = (float(after.get("vendi_q1") or 0.0) - v0) / v0 if v0 > 0 else 0.0
+        gains = {"val_gain": val_gain, "diversity_gain": diversity_gain}
+        if not self.config.adapt:
+            return state, ["adaptation is off: weights, split and region rewards stay as they are"], gains
+        outcome = outcome_from_reviewed(reviewed, val_gain, diversity_gain)
+        new_state, effects = update_state(state, outcome)
+        if not self.config.use_diversity:
+            from adde_core.ranking import RankingWeights
+
+            w = new_state.weights
+            new_state = replace(new_state, weights=RankingWeights(alpha=w.alpha, beta=0.0, gamma=w.gamma))
+        return new_state, effects, gains
+
+    def _stop(self) -> StopDecision:
+        history = self.storage.history()
+        rows = [{"iteration": int(r.iteration), "accuracy": float(r.val_accuracy), "vendi": float(r.vendi_q1)}
+                for r in history.itertuples() if pd.notna(getattr(r, "val_accuracy", float("nan")))]
+        spent = int(history["labels_spent"].dropna().iloc[-1]) if "labels_spent" in history and \
+            history["labels_spent"].notna().any() else 0
+        return should_stop(rows, spent, self.stopping())
+
+    def check_stop(self) -> StopDecision:
+        """The stopping rules applied to the recorded history."""
+        return self._stop()
+
+    # ------------------------------------------------------------------ step
+    def step(self, policy: "Policy", reviewer: Reviewer, *,
+             progress: Callable[[int, int], None] | None = None) -> IterationSummary:
+        """One whole iteration: the policy acquires (each set reviewed as it comes), then :meth:`close`."""
+        tick = progress or (lambda done, total: None)
+        tick(0, 3)
+        policy.acquire(self, reviewer)
+        tick(2, 3)
+        summary = self.close()
+        tick(3, 3)
+        return summary
+
+
+class Policy(Protocol):
+    """How an iteration spends its budget (registry: :data:`adde_core.loop.policies.POLICIES`)."""
+
+    name: str
+
+    def acquire(self, engine: Engine, reviewer: Reviewer) -> None:
+        """Acquire and have ``reviewer`` review up to ``engine.config.budget`` candidates."""
+
+
+def outcome_from_reviewed(reviewed: pd.DataFrame, val_gain: float, diversity_gain: float) -> IterationOutcome:
+    """The evidence adaptation learns from: shown/accepted by source, flags, per-region credit."""
+    from adde_core.loop.storage import FREE_REVIEWERS, VALID_ACTIONS
+
+    reviewed = reviewed[~reviewed["reviewer"].isin(FREE_REVIEWERS)]
+    source = reviewed["mode"].map({"generate": "generate"}).fillna("retrieve")
+    shown = source.value_counts().to_dict()
+    ok = reviewed["action"].isin(VALID_ACTIONS)
+    accepted = source[ok].value_counts().to_dict()
+    gen = reviewed[source == "generate"]
+    by_generator = gen["generator"].fillna("generator").value_counts().to_dict()
+    region_acc = reviewed[ok & reviewed["region_id"].notna()]["region_id"].value_counts().to_dict()
+    total = sum(region_acc.values()) or 1
+    flags = []
+    for row, src in zip(reviewed.itertuples(), source):
+        for flag in row.flags or []:
+            key = (row.generator or "generator") if src == "generate" else None
+            flags.append((flag, src, key, row.region_id if isinstance(row.region_id, str) else None))
+    return IterationOutcome(
+        shown={k: int(v) for k, v in shown.items()}, accepted={k: int(v) for k, v in accepted.items()},
+        val_gain=val_gain, diversity_gain=diversity_gain,
+        shown_by_generator={str(k): int(v) for k, v in by_generator.items()},
+        region_val_gain={r: val_gain * n / total for r, n in region_acc.items()},
+        region_diversity_gain={r: diversity_gain * n / total for r, n in region_acc.items()},
+        flags=tuple(flags))
+
+
+def split_slots(n: int, parts: int) -> list[int]:
+    """``n`` slots over ``parts`` regions, the remainder to the first ones."""
+    if parts <= 0:
+        return []
+    base, extra = divmod(n, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+

@@ -1,0 +1,45 @@
+"""A project's folder and store as plain data: what the stages below the Project façade are given."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from adde_core.store.database import Store
+
+__all__ = ["Workspace"]
+
+
+@dataclass(frozen=True, eq=False)
+class Workspace:
+    """Where a project's files live (``root``) and its database (``store``).
+
+    Paths inside the project are stored relative to ``root`` so the folder can move (and a
+    teammate with the same data root resolves the same files); others are stored absolute.
+    """
+
+    root: Path
+    store: Store
+
+    @property
+    def data_dir(self) -> Path:
+        """Where files that belong to the project (the demo's images, generated images) are written."""
+        return self.root / "data"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Caches that can be rebuilt (embedding shards, trained generators)."""
+        return self.root / "cache"
+
+    def to_uri(self, path: Path | str) -> str:
+        """A path inside the project relative to it, others absolute (POSIX separators)."""
+        path = Path(path).resolve()
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+    def resolve_uri(self, uri: str) -> Path:
+        """Inverse of :meth:`to_uri`."""
+        path = Path(uri)
+        return path if path.is_absolute() else self.root / path
