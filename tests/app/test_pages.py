@@ -49,7 +49,7 @@ def test_bad_ingest_input_is_an_error_message_not_a_traceback(app, tmp_path):
     app.text_input(key="ingest_folder").input(str(tmp_path / "does-not-exist")).run()
     next(b for b in app.button if b.label == "Ingest folder").click().run()
     assert not app.exception
-    assert any("does-not-exist: not a folder" in e.value for e in app.error)
+    assert any("does-not-exist: not found" in e.value for e in app.error)
 
 
 def test_explore_without_embeddings_says_what_to_do(app):
