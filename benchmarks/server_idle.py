@@ -8,10 +8,10 @@ the server holds: Streamlit schedules a *recursive* watch on the folder of every
 watches, app.py's folder included, which holds ``.venv/``, ``static/`` and ``projects/``.
 Prints numbers only; asserts nothing about time.
 
-``none`` is what ``make run`` serves with, ``auto`` (watchdog) what ``make dev`` and a bare
-``streamlit run app.py`` use.
+``none`` is what ``make run`` serves with; ``poll`` what ``make dev`` and a bare
+``streamlit run app.py`` use (.streamlit/config.toml); ``auto`` (watchdog) was the default before.
 
-Usage: python benchmarks/server_idle.py [--watchers none auto] [--seconds 60] [--page explore]
+Usage: python benchmarks/server_idle.py [--watchers none poll auto] [--seconds 60] [--page explore]
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def measure(browser, watcher: str, *, seconds: float, page_path: str, settle: fl
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--watchers", nargs="+", default=["none", "auto"],
+    parser.add_argument("--watchers", nargs="+", default=["none", "poll", "auto"],
                         choices=["none", "auto", "watchdog", "poll"], help="server.fileWatcherType values")
     parser.add_argument("--seconds", type=float, default=60.0, help="idle window measured")
     parser.add_argument("--settle", type=float, default=5.0, help="wait after the first run before measuring")

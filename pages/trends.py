@@ -73,7 +73,7 @@ if decision is not None:
 
 history = project.metrics_history()
 if project.current_iteration != t:
-    headline.markdown(iteration_headline(project.current_iteration, len(valid_items(project.store))))
+    headline.markdown(iteration_headline(project.current_iteration, len(project.valid_items())))
 if "val_accuracy" not in history or history["val_accuracy"].isna().all():
     st.info("No metrics yet: run an iteration (or click **Next iteration**) to record the first numbers.")
     st.stop()

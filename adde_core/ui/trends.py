@@ -50,9 +50,11 @@ TREND_PANELS: tuple[TrendPanel, ...] = (
                right=("alpha", "beta", "gamma"), right_unit="weight (0–1)"),
 )
 
-_HEIGHT, _MARGIN = 1080, {"l": 60, "r": 60, "t": 40, "b": 80}
-#: Pixels between a panel's bottom edge and its legend: room for the x tick labels.
-_LEGEND_GAP_PX = 26
+# Each panel's legend is a column of entries under the panel, below its x tick labels: plotly wraps a
+# horizontal legend at the width of the whole figure, so one would run into the next panel.
+_HEIGHT, _MARGIN = 1160, {"l": 60, "r": 60, "t": 40, "b": 110}
+_LEGEND_GAP_PX = 26  # between a panel's bottom edge and its legend: room for the tick labels
+_VERTICAL_SPACING = 0.14  # of the plot height (1,010 px): tick labels, a 4-entry legend and the next title
 
 
 def legend_id(k: int) -> str:
@@ -64,10 +66,10 @@ def trends_figure(history: pd.DataFrame) -> go.Figure:
     """One small panel per metric group, x = iteration; missing metrics are simply not drawn.
 
     Every panel has its own legend (plotly's ``legend``, ``legend2``, ...) placed under it,
-    and its y axis says the unit. Fractions are shown as percentages.
+    and its y axes say the unit. Fractions are shown as percentages.
     """
     fig = make_subplots(rows=3, cols=2, subplot_titles=[p.title for p in TREND_PANELS], horizontal_spacing=0.1,
-                        vertical_spacing=0.11)
+                        vertical_spacing=_VERTICAL_SPACING)
     plot_height = _HEIGHT - _MARGIN["t"] - _MARGIN["b"]
     layout: dict[str, Any] = {}
     n_axes = len(TREND_PANELS)
@@ -94,7 +96,7 @@ def trends_figure(history: pd.DataFrame) -> go.Figure:
                 fig.data[-1].yaxis = y_right
         fig.update_yaxes(title_text=panel.unit, tickformat=panel.tickformat, row=row, col=col)
         # Under the panel, below its tick labels: the figure height is fixed, so pixels convert exactly.
-        layout[legend_id(k)] = {"orientation": "h", "x": axes.xaxis.domain[0], "xanchor": "left",
+        layout[legend_id(k)] = {"orientation": "v", "x": axes.xaxis.domain[0], "xanchor": "left",
                                 "y": axes.yaxis.domain[0] - _LEGEND_GAP_PX / plot_height, "yanchor": "top",
                                 "font": {"size": 11}, "bgcolor": "rgba(0,0,0,0)"}
     fig.update_xaxes(dtick=1, title_text=None)
