@@ -1,6 +1,8 @@
 """Image (and text) embedders behind one protocol, a registry to pick them by name, and an on-disk cache.
 
-Importing this package does not import torch or open_clip; each embedder
+Two engines fill the same resumable cache: :func:`embed_with_cache` in this
+process, :func:`embed_with_ray` on a Ray cluster or a local Ray instance.
+Importing this package does not import torch, open_clip or ray; each embedder
 imports them when it is constructed.
 """
 
@@ -11,6 +13,7 @@ from typing import Any
 
 from adde_core.embedding.base import Embedder, ProgressCallback
 from adde_core.embedding.cache import EmbeddingCache, EmbedOutcome, embed_with_cache, file_sha1
+from adde_core.embedding.distributed import embed_with_ray
 from adde_core.embedding.efficientnet import EfficientNetLite0Embedder
 from adde_core.embedding.images import ImageInput, load_rgb
 from adde_core.embedding.openclip import OpenCLIPEmbedder
@@ -60,6 +63,7 @@ __all__ = [
     "ProgressCallback",
     "create_embedder",
     "embed_with_cache",
+    "embed_with_ray",
     "file_sha1",
     "load_rgb",
 ]

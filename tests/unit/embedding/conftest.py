@@ -44,12 +44,42 @@ def animal_mnist() -> tuple[np.ndarray, np.ndarray]:
         return data["images"], data["labels"]
 
 
-@pytest.fixture
-def animal_pngs(tmp_path: Path, animal_mnist: tuple[np.ndarray, np.ndarray]) -> list[Path]:
-    """Twelve Animal-MNIST images written as grayscale PNG files."""
+def _write_pngs(folder: Path, arrays: np.ndarray) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for index, array in enumerate(animal_mnist[0][:12]):
-        path = tmp_path / f"animal_{index:02d}.png"
+    for index, array in enumerate(arrays):
+        path = folder / f"animal_{index:02d}.png"
         Image.fromarray(array).save(path)
         paths.append(path)
     return paths
+
+
+@pytest.fixture
+def animal_pngs(tmp_path: Path, animal_mnist: tuple[np.ndarray, np.ndarray]) -> list[Path]:
+    """Twelve Animal-MNIST images written as grayscale PNG files."""
+    return _write_pngs(tmp_path, animal_mnist[0][:12])
+
+
+@pytest.fixture
+def forty_pngs(tmp_path: Path, animal_mnist: tuple[np.ndarray, np.ndarray]) -> list[Path]:
+    """Forty Animal-MNIST PNG files, alone in their own folder."""
+    return _write_pngs(tmp_path / "images", animal_mnist[0][:40])
+
+
+class CountingEmbedder:
+    """Wraps a real embedder and records how many images it was asked to embed."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.key, self.dim = inner.key, inner.dim
+        self.embedded = 0
+
+    def embed_images(self, images, *, batch_size=64, progress=None):
+        self.embedded += len(images)
+        return self.inner.embed_images(images, batch_size=batch_size, progress=progress)
+
+
+@pytest.fixture(scope="session")
+def counting() -> type[CountingEmbedder]:
+    """The CountingEmbedder wrapper, for tests that check what was (not) recomputed."""
+    return CountingEmbedder

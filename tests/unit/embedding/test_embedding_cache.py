@@ -9,27 +9,14 @@ from adde_core.embedding import EfficientNetLite0Embedder, EmbeddingCache, embed
 from adde_core.errors import AddeError
 
 
-class CountingEmbedder:
-    """Wraps the real embedder and records how many images it was asked to embed."""
-
-    def __init__(self, inner: EfficientNetLite0Embedder) -> None:
-        self.inner = inner
-        self.key, self.dim = inner.key, inner.dim
-        self.embedded = 0
-
-    def embed_images(self, images, *, batch_size=64, progress=None):
-        self.embedded += len(images)
-        return self.inner.embed_images(images, batch_size=batch_size, progress=progress)
-
-
 @pytest.fixture(scope="module")
 def real_embedder() -> EfficientNetLite0Embedder:
     return EfficientNetLite0Embedder(device="cpu")
 
 
 @pytest.fixture
-def embedder(real_embedder) -> CountingEmbedder:
-    return CountingEmbedder(real_embedder)
+def embedder(real_embedder, counting):
+    return counting(real_embedder)
 
 
 def test_second_run_computes_nothing_and_new_items_only_compute_themselves(embedder, animal_pngs, tmp_path):

@@ -48,7 +48,7 @@ def test_resolve_device():
 def test_importing_the_package_does_not_import_torch():
     code = (
         "import sys, adde_core, adde_core.embedding, adde_core.device\n"
-        "print([m for m in ('torch', 'open_clip', 'streamlit', 'huggingface_hub') if m in sys.modules])"
+        "print([m for m in ('torch', 'open_clip', 'streamlit', 'huggingface_hub', 'ray') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
