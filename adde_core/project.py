@@ -234,8 +234,14 @@ class Project:
             EmbeddingCache(self.cache_dir / "embeddings"), batch_size=batch_size, progress=progress,
         )
         seconds = time.perf_counter() - start
-        self.store.save_embeddings(embedder.key, list(frame["id"]), outcome.vectors, fingerprint, run_id=run_id)
-        summary = EmbeddingSummary(embedder.key, len(frame), outcome.vectors.shape[1], fingerprint,
+        ok = getattr(outcome, "ok", None)
+        if ok is not None and not ok.all():
+            # Unreadable images are reported and left out; the rest of the set is saved.
+            frame = frame[ok]
+            fingerprint = data_fingerprint(embedder.key, list(zip(frame["id"], frame["content_hash"])))
+        vectors = outcome.vectors if ok is None else outcome.vectors[ok]
+        self.store.save_embeddings(embedder.key, list(frame["id"]), vectors, fingerprint, run_id=run_id)
+        summary = EmbeddingSummary(embedder.key, len(frame), vectors.shape[1], fingerprint,
                                    outcome.n_computed, outcome.n_cached, seconds)
         self.store.finish_run(run_id, summary={**summary.__dict__, "images_per_second": summary.images_per_second})
         return summary
