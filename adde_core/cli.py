@@ -59,7 +59,6 @@ def _embed(project, model: str | None, params: dict[str, object]) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from adde_core.data.demo import build_demo_project
     from adde_core.project import PROJECT_FILE, Project
 
     root = Path(args.project)
@@ -68,7 +67,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
         print(f"opened demo project {root}")
     else:
         with _bar("building demo") as progress:
-            project, report = build_demo_project(root, progress=progress)
+            project, report = Project.create_demo(root, progress=progress)
         _print_report(report)
     if not args.no_embed:
         _embed(project, args.model, {})

@@ -71,7 +71,7 @@ class Project:
         self.config = config
         url = config.get("database_url") or f"sqlite:///{self.root / 'adde.db'}"
         self.store = Store(url, array_root=self.root)
-        self.workspace = Workspace(self.root, self.store)
+        self.workspace = Workspace(self.root, self.store, str(config.get("name") or self.root.name))
         # The one working-set cache: working sets by store revision, heads by D_t, indexes by pool,
         # generators by training set, analyses by embedding fingerprint and configs. Every key holds
         # the fingerprint of what the value was built from, so nothing outlives its data.
@@ -88,6 +88,15 @@ class Project:
         config = {"name": name or root.resolve().name, "database_url": database_url, "format": 1}
         (root / PROJECT_FILE).write_text(json.dumps(config, indent=2))
         return cls(root, config)
+
+    @classmethod
+    def create_demo(cls, root: Path | str, spec: Any = None,
+                    progress: ProgressCallback | None = None) -> tuple["Project", IngestReport]:
+        """Create the Animal-MNIST demo project in ``root`` (see :mod:`adde_core.data.demo`)."""
+        from adde_core.data.demo import DemoSpec, write_demo
+
+        project = cls.create(root, name="Animal-MNIST demo")
+        return project, write_demo(project.workspace, spec or DemoSpec(), progress)
 
     @classmethod
     def open(cls, root: Path | str) -> "Project":
@@ -294,13 +303,26 @@ class Project:
 
     def embed_params(self, model_key: str) -> tuple[str, dict[str, Any]]:
         """The embedder name and parameters that produced ``model_key``, from its embed run."""
-        if model_key.startswith(PRECOMPUTED_PREFIX):
-            raise AddeError(f"{model_key!r} holds precomputed vectors, so new (generated) images cannot be embedded "
-                            "in the same space; embed the project with an image embedder on the Data page first")
-        for run in self.store.runs("embed"):
-            if run["params"].get("model_key") == model_key:
-                return run["params"]["embedder"], dict(run["params"].get("params", {}))
-        raise AddeError(f"no embed run recorded for {model_key!r}; embed the project again on the Data page")
+        return self.store.embed_params(model_key)
+
+    def finetune_backbone(self, **kwargs: Any) -> Any:
+        """Fine-tune EfficientNet-Lite0 on D_t and re-embed the project under a new key.
+
+        See :func:`adde_core.model.finetune.finetune_backbone` for the keyword arguments; returns
+        its :class:`~adde_core.model.finetune.FinetuneResult`.
+        """
+        from adde_core.model.finetune import finetune_backbone
+
+        def embed(name: str, params: dict[str, Any], progress: ProgressCallback | None) -> str:
+            return self.embed(name, params=params, progress=progress).model_key
+
+        return finetune_backbone(self.workspace, embed=embed, **kwargs)
+
+    def export(self, folder: Path | str, *, fmt: str = "parquet") -> Any:
+        """Write D_t (labels, provenance, decisions) to ``folder``; see :func:`adde_core.review.export.export_dataset`."""
+        from adde_core.review.export import export_dataset
+
+        return export_dataset(self.workspace, folder, fmt=fmt)
 
     def embedder_for(self, model_key: str) -> Any:
         """Rebuild the embedder that produced ``model_key``, to embed new images in the same space."""

@@ -12,7 +12,7 @@ __all__ = ["Workspace"]
 
 @dataclass(frozen=True, eq=False)
 class Workspace:
-    """Where a project's files live (``root``) and its database (``store``).
+    """Where a project's files live (``root``), its database (``store``) and its ``name``.
 
     Paths inside the project are stored relative to ``root`` so the folder can move (and a
     teammate with the same data root resolves the same files); others are stored absolute.
@@ -20,6 +20,7 @@ class Workspace:
 
     root: Path
     store: Store
+    name: str = ""
 
     @property
     def data_dir(self) -> Path:

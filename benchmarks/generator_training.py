@@ -125,7 +125,7 @@ def gate_section(n_candidates: int, max_regions: int = 5) -> None:
     from adde_core.project import Project
 
     if not (DEMO / "adde_project.json").exists():
-        print(f"\n[gate] skipped: no built demo project at {DEMO} (run `make run` or build it with adde_core.data.demo.build_demo_project)")
+        print(f"\n[gate] skipped: no built demo project at {DEMO} (run `make run` or build it with Project.create_demo)")
         return
     project = Project.open(DEMO)
     try:

@@ -6,7 +6,7 @@ import streamlit as st
 from adde_core.analysis import LatentMap
 from adde_core.errors import AddeError
 from adde_core.loop import StoppingConfig
-from adde_core.model.finetune import FINETUNE_NOTE, finetune_backbone
+from adde_core.model.finetune import FINETUNE_NOTE
 from adde_core.ui.feedback import progress_bar, run_action
 from adde_core.ui.state import current_project, require_shell
 from adde_core.ui.trends import (MAP_COLOURINGS, curves_csv, evolving_map_figure, iteration_headline,
@@ -61,7 +61,7 @@ with st.expander("Fine-tune the backbone (optional; GPU recommended)"):
                "the frozen set stays.")
     epochs = st.number_input("Epochs", 1, 50, 3, key="ft_epochs")
     if st.button("Fine-tune on D_t and re-embed", key="ft_run"):
-        result = run_action(finetune_backbone, project, epochs=int(epochs), progress=progress_bar("Fine-tuning"),
+        result = run_action(project.finetune_backbone, epochs=int(epochs), progress=progress_bar("Fine-tuning"),
                             embed_progress=progress_bar("Re-embedding"))
         if result is not None:
             st.success(f"New embedding set {result.model_key}: {result.n_train} training items, {result.epochs} "

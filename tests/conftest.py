@@ -26,10 +26,10 @@ def small_demo_spec():
 @pytest.fixture(scope="session")
 def small_demo_dir(tmp_path_factory, small_demo_spec) -> Path:
     """Folder of a built small demo project; tests that write must copy it first."""
-    from adde_core.data.demo import build_demo_project
+    from adde_core.project import Project
 
     root = tmp_path_factory.mktemp("demo") / "project"
-    project, report = build_demo_project(root, small_demo_spec)
+    project, report = Project.create_demo(root, small_demo_spec)
     assert report.n_rejected == 0
     project.close()
     return root

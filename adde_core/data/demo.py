@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from adde_core.data.attributes import silhouette_attributes
-from adde_core.data.ingest import ProgressCallback
+from adde_core.data.ingest import ProgressCallback, ingest_manifest
 from adde_core.data.report import IngestReport
-from adde_core.project import Project
+from adde_core.workspace import Workspace
 
 ASSET = Path(__file__).resolve().parents[2] / "assets" / "animal_mnist" / "animal_mnist.npz"
 
@@ -95,9 +95,11 @@ def demo_split(labels: np.ndarray, classes: list[str], attributes: dict[str, np.
     return roles
 
 
-def build_demo_project(root: Path | str, spec: DemoSpec = DemoSpec(),
-                       progress: ProgressCallback | None = None) -> tuple[Project, IngestReport]:
-    """Create the demo project in ``root``: write the images as PNG files, then ingest them through a manifest.
+def write_demo(workspace: Workspace, spec: DemoSpec = DemoSpec(),
+               progress: ProgressCallback | None = None) -> IngestReport:
+    """Fill a new project with the demo: write the images as PNG files, then ingest them through a manifest.
+
+    ``Project.create_demo`` creates the project and calls this.
 
     Going through the same manifest ingest a user would use keeps the demo honest:
     every image is validated and hashed like any other input.
@@ -107,8 +109,7 @@ def build_demo_project(root: Path | str, spec: DemoSpec = DemoSpec(),
     images, labels, classes = load_animal_mnist()
     attrs = silhouette_attributes(images)
     roles = demo_split(labels, classes, attrs, spec, usable=first_copies(images))
-    project = Project.create(root, name="Animal-MNIST demo")
-    image_dir = project.data_dir / "images"
+    image_dir = workspace.data_dir / "images"
     image_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(spec.random_state + 1)
     rows = []
@@ -130,20 +131,20 @@ def build_demo_project(root: Path | str, spec: DemoSpec = DemoSpec(),
         })
         if progress is not None and (n % 500 == 0 or n == len(chosen)):
             progress(n, 2 * len(chosen))  # writing is the first half of the work, ingest the second
-    manifest = project.data_dir / "manifest.csv"
+    manifest = workspace.data_dir / "manifest.csv"
     with open(manifest, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     half = len(chosen)
-    report = project.ingest_manifest(
-        manifest, progress=None if progress is None else (lambda d, t: progress(half + d * half // max(t, 1), 2 * half))
+    report = ingest_manifest(
+        workspace, manifest, progress=None if progress is None else (lambda d, t: progress(half + d * half // max(t, 1), 2 * half))
     )
     rare_label, attr, value, cap = spec.rare_subgroup
-    project.store.set_meta("subgroup_attribute", "pose")
-    project.store.set_meta("demo", {
+    workspace.store.set_meta("subgroup_attribute", "pose")
+    workspace.store.set_meta("demo", {
         "dataset": "Animal-MNIST 0.4 (MIT)",
         "rare_classes": spec.rare_classes,
         "rare_subgroup": {"label": rare_label, "attribute": attr, "value": value, "max_in_seed": cap},
     })
-    return project, report
+    return report

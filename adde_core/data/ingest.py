@@ -39,7 +39,7 @@ from adde_core.errors import IngestError
 from adde_core.store.models import ITEM_SOURCES, ItemRecord
 
 if TYPE_CHECKING:
-    from adde_core.project import Project
+    from adde_core.workspace import Workspace
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 #: Manifest columns with a fixed meaning; every other column becomes a subgroup attribute.
@@ -766,7 +766,7 @@ def duplicate_content_warnings(kept: list[_Candidate], existing: pd.DataFrame) -
     return issues
 
 
-def _record(cand: _Candidate, project: "Project") -> ItemRecord:
+def _record(cand: _Candidate, project: "Workspace") -> ItemRecord:
     source = cand.source or ("pool" if cand.role == "pool" else "real")
     return ItemRecord(
         id=cand.id, role=cand.role, uri=project.to_uri(cand.path) if cand.path is not None else None,
@@ -775,7 +775,7 @@ def _record(cand: _Candidate, project: "Project") -> ItemRecord:
     )
 
 
-def ingest_candidates(project: "Project", candidates: list[_Candidate], issues: list[IngestIssue], *,
+def ingest_candidates(project: "Workspace", candidates: list[_Candidate], issues: list[IngestIssue], *,
                       source: str, embedding_name: str | None = None,
                       progress: ProgressCallback | None = None) -> IngestReport:
     """Validate candidates and write the valid ones (and their vectors) to the project.
@@ -829,9 +829,9 @@ def ingest_candidates(project: "Project", candidates: list[_Candidate], issues: 
         store.finish_run(run_id, status="failed", summary={"error": printable(str(exc)), **report.to_dict()})
         if isinstance(exc, IngestError):
             raise
-        from sqlalchemy.exc import IntegrityError
+        from adde_core.store.database import is_conflict
 
-        if isinstance(exc, IntegrityError):
+        if is_conflict(exc):
             raise IngestError(f"{source}: another ingest added some of these ids at the same time, so nothing was "
                               "written; run the ingest again (ids already present will be reported)") from exc
         raise IngestError(f"{source}: the valid items could not be written, so nothing was loaded "
@@ -845,7 +845,7 @@ def _check_role(role: str) -> None:
         raise IngestError(_role_reason(role))
 
 
-def ingest_folder(project: "Project", root: Path, *, role: str = "seed",
+def ingest_folder(project: "Workspace", root: Path, *, role: str = "seed",
                   progress: ProgressCallback | None = None) -> IngestReport:
     """Ingest an image folder with one sub-folder per class, all items taking ``role``."""
     _check_role(role)
@@ -853,7 +853,7 @@ def ingest_folder(project: "Project", root: Path, *, role: str = "seed",
     return ingest_candidates(project, candidates, issues, source=str(root), progress=progress)
 
 
-def ingest_manifest(project: "Project", manifest: Path, *, data_root: Path | None = None,
+def ingest_manifest(project: "Workspace", manifest: Path, *, data_root: Path | None = None,
                     embeddings: Path | None = None, embedding_name: str | None = None,
                     default_role: str = "seed", progress: ProgressCallback | None = None) -> IngestReport:
     """Ingest a CSV/Parquet manifest, optionally with precomputed embeddings.

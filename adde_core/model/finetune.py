@@ -6,7 +6,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +19,8 @@ from adde_core.errors import AddeError
 if TYPE_CHECKING:
     import torch
 
-    from adde_core.project import Project
+    from adde_core.store.database import Store
+    from adde_core.workspace import Workspace
 
 EMBEDDER_NAME = "efficientnet-lite0"
 
@@ -128,8 +129,9 @@ class FinetuneResult:
 
 
 def finetune_backbone(
-    project: Project,
+    workspace: Workspace,
     *,
+    embed: Callable[[str, dict[str, Any], ProgressCallback | None], str],
     model_key: str | None = None,
     epochs: int = 3,
     learning_rate: float = 1e-4,
@@ -151,7 +153,11 @@ def finetune_backbone(
 
     Parameters
     ----------
-    project : Project
+    workspace : Workspace
+        The project's folder and store.
+    embed : callable
+        ``embed(embedder_name, params, progress) -> model_key``: embeds every item (the project's
+        ``Project.embed``, which caches and records the run).
     model_key : str, optional
         The ``efficientnet-lite0`` embedding set to start from: its image size (and its
         weights, if it is itself fine-tuned) are reused. Default: the newest such set
@@ -183,27 +189,29 @@ def finetune_backbone(
         EfficientNet-Lite0 set, or a parameter is out of range.
     """
     started = time.perf_counter()
-    base_key, base_params = _base_embedding(project, model_key)
-    frame = project.items(roles=["seed"])
+    store = workspace.store
+    base_key, base_params = _base_embedding(store, model_key)
+    frame = store.items_frame(roles=["seed"])
     frame = frame[frame["label"].notna() & frame["content_hash"].notna()]
+    frame = frame.assign(path=[str(workspace.resolve_uri(u)) for u in frame["uri"]])
     frame = frame.iloc[_subset(frame["label"].to_numpy(str), max_items, random_state)]
     trained = train_backbone(
         list(frame["path"]), frame["label"].to_numpy(str),
-        out_dir=project.cache_dir / "finetuned",
+        out_dir=workspace.cache_dir / "finetuned",
         image_size=int(base_params.get("image_size", 112)), base_weights=base_params.get("weights"),
         epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, device=device,
         random_state=random_state, progress=progress, metadata={"base_model_key": base_key},
-        frozen_features=_stored_vectors(project, base_key, frame["id"]),
+        frozen_features=_stored_vectors(store, base_key, frame["id"]),
     )
     embed_started = time.perf_counter()
     # Stored relative to the project (Project.embed resolves it), so the folder can move.
-    params = {**base_params, "weights": project.to_uri(trained.weights_path)}
-    summary = project.embed(EMBEDDER_NAME, params=params, progress=embed_progress)
-    stored = project.embeddings(summary.model_key)
+    params = {**base_params, "weights": workspace.to_uri(trained.weights_path)}
+    new_key = embed(EMBEDDER_NAME, params, embed_progress)
+    stored = store.load_embeddings(new_key)
     rows = _rows_of(stored.ids, frame["id"])
     accuracy = float(np.mean(trained.predict(stored.vectors[rows]) == frame["label"].to_numpy(str)))
     return FinetuneResult(
-        weights_path=trained.weights_path, model_key=summary.model_key, n_train=trained.n_train, epochs=epochs,
+        weights_path=trained.weights_path, model_key=new_key, n_train=trained.n_train, epochs=epochs,
         seconds=time.perf_counter() - started, device=trained.device, train_accuracy=accuracy,
         base_model_key=base_key, train_seconds=trained.seconds, embed_seconds=time.perf_counter() - embed_started,
     )
@@ -352,19 +360,19 @@ def _check_hyperparameters(epochs: int, learning_rate: float, batch_size: int) -
     check_batch_size(batch_size)
 
 
-def _base_embedding(project: Project, model_key: str | None) -> tuple[str, dict[str, Any]]:
+def _base_embedding(store: Store, model_key: str | None) -> tuple[str, dict[str, Any]]:
     """The key and embedder parameters fine-tuning starts from (see :func:`finetune_backbone`)."""
     if model_key is not None:
-        name, params = project.embed_params(model_key)
+        name, params = store.embed_params(model_key)
         if name != EMBEDDER_NAME:
             raise AddeError(f"Only the {EMBEDDER_NAME} backbone can be fine-tuned, but {model_key!r} was made by "
                             f"{name!r}; pick an {EMBEDDER_NAME} embedding set or leave model_key empty.")
         return model_key, params
-    sets = project.store.embedding_sets()
+    sets = store.embedding_sets()
     frozen = sets[sets["model"].str.startswith(EMBEDDER_NAME + "@") & ~sets["model"].str.contains("+ft-", regex=False)]
     for key in frozen.sort_values("created_at")["model"].iloc[::-1]:
         try:
-            return str(key), project.embed_params(str(key))[1]
+            return str(key), store.embed_params(str(key))[1]
         except AddeError:  # a set without its embed run (imported): try an older one
             continue
     return f"{EMBEDDER_NAME}@112", {}
@@ -387,9 +395,9 @@ def _subset(labels: np.ndarray, max_items: int | None, random_state: int) -> np.
     return np.sort(np.lexsort((position, rank))[:max_items])
 
 
-def _stored_vectors(project: Project, model_key: str, ids: Sequence[str]) -> np.ndarray | None:
+def _stored_vectors(store: Store, model_key: str, ids: Sequence[str]) -> np.ndarray | None:
     """The stored vectors of ``ids`` under ``model_key``, or None when the set is absent or incomplete."""
-    stored = project.store.load_embeddings(model_key)
+    stored = store.load_embeddings(model_key)
     if stored is None:
         return None
     try:

@@ -16,7 +16,7 @@ from adde_core.store.candidates import provenance_frame
 from adde_core.store.decisions import decision_log, decision_states
 
 if TYPE_CHECKING:
-    from adde_core.project import Project
+    from adde_core.workspace import Workspace
 
 EXPORT_FORMATS = ("parquet", "csv")
 # Characters no common file system accepts in a name (plus undecodable bytes); letters of every script are kept.
@@ -41,7 +41,7 @@ class ExportSummary:
     missing: tuple[str, ...] = ()
 
 
-def dataset_frame(project: "Project") -> pd.DataFrame:
+def dataset_frame(project: "Workspace") -> pd.DataFrame:
     """The current dataset D_t ∪ D_valid, one row per item, with provenance columns.
 
     Columns: ``id``, ``label``, ``source`` (real, pool or synthetic), ``iteration`` (when it
@@ -74,7 +74,7 @@ def dataset_frame(project: "Project") -> pd.DataFrame:
     return frame[cols].reset_index(drop=True)
 
 
-def export_dataset(project: "Project", folder: Path | str, *, fmt: str = "parquet",
+def export_dataset(project: "Workspace", folder: Path | str, *, fmt: str = "parquet",
                    copy_images: bool = True) -> ExportSummary:
     """Write the dataset manifest, its images and the decision log to ``folder``.
 
@@ -143,7 +143,7 @@ def export_dataset(project: "Project", folder: Path | str, *, fmt: str = "parque
     _write(out, manifest)
     _write(log, decisions)
     by_source = {str(k): int(v) for k, v in out["source"].value_counts().items()}
-    meta: dict[str, Any] = {"project": project.name, "iteration": project.current_iteration, "n_items": len(out),
+    meta: dict[str, Any] = {"project": project.name, "iteration": project.store.current_iteration(), "n_items": len(out),
                             "n_images": n_images, "by_source": by_source, "n_decisions": len(log),
                             "missing_images": missing}
     (folder / "export.json").write_text(json.dumps(meta, indent=2))

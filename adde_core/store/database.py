@@ -200,6 +200,16 @@ class Store:
             run.summary = summary or {}
             run.finished_at = utcnow()
 
+    def embed_params(self, model_key: str) -> tuple[str, dict[str, Any]]:
+        """The embedder name and parameters that produced embedding set ``model_key``, from its embed run."""
+        if model_key.startswith("precomputed:"):
+            raise AddeError(f"{model_key!r} holds precomputed vectors, so new (generated) images cannot be embedded "
+                            "in the same space; embed the project with an image embedder on the Data page first")
+        for run in self.runs("embed"):
+            if run["params"].get("model_key") == model_key:
+                return run["params"]["embedder"], dict(run["params"].get("params", {}))
+        raise AddeError(f"no embed run recorded for {model_key!r}; embed the project again on the Data page")
+
     def last_run(self, kind: str) -> dict[str, Any] | None:
         """The most recent run of ``kind`` as a dict, or None."""
         runs = self.runs(kind)
@@ -227,6 +237,11 @@ class Store:
         with self.transaction() as s:
             s.execute(insert(Item), rows)
         return len(rows)
+
+    def item_count(self) -> int:
+        """How many items the project holds (a bare COUNT: cheap enough to run on every page rerun)."""
+        with self.transaction() as s:
+            return int(s.scalar(select(func.count()).select_from(Item)) or 0)
 
     def item_ids(self) -> set[str]:
         """All item ids in the project."""
@@ -337,6 +352,13 @@ class Store:
                        EmbeddingSet.created_at)
             ).all()
         return pd.DataFrame(rows, columns=["model", "dim", "n", "fingerprint", "created_at"])
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database refusing a write that clashes with another (a duplicate key)."""
+    from sqlalchemy.exc import IntegrityError
+
+    return isinstance(exc, IntegrityError)
 
 
 def data_fingerprint(model_key: str, pairs: Iterable[tuple[str, str | None]]) -> str:

@@ -57,10 +57,9 @@ def current_project() -> Project:
     """The project this session works on; builds the demo on first launch if it is missing."""
     path = Path(st.session_state.get(_KEY) or default_project_path())
     if not (path / PROJECT_FILE).exists() and path == default_project_path():
-        from adde_core.data.demo import build_demo_project
 
         with st.status("Building the Animal-MNIST demo project (first launch only)…", expanded=True) as status:
-            project, report = build_demo_project(path, progress=progress_bar("Writing and validating images"))
+            project, report = Project.create_demo(path, progress=progress_bar("Writing and validating images"))
             project.close()
             status.update(label=f"Demo project ready: {report.n_loaded} items", state="complete", expanded=False)
     st.session_state[_KEY] = str(path)

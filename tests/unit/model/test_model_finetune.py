@@ -10,7 +10,7 @@ import pytest
 
 from adde_core.embedding import EfficientNetLite0Embedder
 from adde_core.errors import AddeError
-from adde_core.model.finetune import FINETUNE_NOTE, FinetuneResult, _subset, finetune_backbone, train_backbone
+from adde_core.model.finetune import FINETUNE_NOTE, FinetuneResult, _subset, train_backbone
 from adde_core.project import Project
 
 
@@ -21,7 +21,7 @@ def finetuned(small_demo_embedded_dir, tmp_path_factory):
     shutil.copytree(small_demo_embedded_dir, root)
     project = Project.open(root)
     calls = []
-    result = finetune_backbone(project, epochs=1, batch_size=8, device="cpu", max_items=16,
+    result = project.finetune_backbone(epochs=1, batch_size=8, device="cpu", max_items=16,
                                progress=lambda done, total: calls.append((done, total)))
     yield project, result, calls
     project.close()
