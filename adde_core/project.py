@@ -14,6 +14,7 @@ from adde_core.data.ingest import PRECOMPUTED_PREFIX, ProgressCallback, ingest_f
 from adde_core.data.report import IngestReport
 from adde_core.errors import AddeError
 from adde_core.memo import Memo
+from adde_core.review.oracle import ORACLE_REVIEWER
 from adde_core.store import Store
 from adde_core.store.database import StoredEmbeddings, data_fingerprint, slugify
 from adde_core.workspace import Workspace
@@ -186,6 +187,24 @@ class Project:
 
         return self.store.get_meta(SUBGROUP_KEY)
 
+    #: Shown as the reviewer of every oracle decision, so the audit log marks it as simulated.
+    ORACLE_REVIEWER = ORACLE_REVIEWER
+
+    @staticmethod
+    def embedder_choices() -> tuple[list[str], str]:
+        """The embedders the Data page offers, and the default (the offline EfficientNet-Lite0)."""
+        from adde_core.embedding import DEFAULT_EMBEDDER, EMBEDDERS
+
+        return list(EMBEDDERS), DEFAULT_EMBEDDER
+
+    def embedding_sets(self) -> pd.DataFrame:
+        """One row per stored embedding set: model, dimension, count, fingerprint, date."""
+        return self.store.embedding_sets()
+
+    def labels(self, roles: tuple[str, ...] = ("seed", "val")) -> list[str]:
+        """The distinct labels known on items with these roles, sorted (the choices for relabelling)."""
+        return sorted(set().union(*(self.store.labels(r) for r in roles)))
+
     def attribute_names(self) -> list[str]:
         """Item attribute columns (candidates for the subgroup)."""
         return self.store.attribute_names()
@@ -318,6 +337,13 @@ class Project:
 
         return finetune_backbone(self.workspace, embed=embed, **kwargs)
 
+    @staticmethod
+    def finetune_note() -> str:
+        """What fine-tuning costs on a CPU (measured) and where it is worth running, for the UI."""
+        from adde_core.model.finetune import FINETUNE_NOTE
+
+        return FINETUNE_NOTE
+
     def export(self, folder: Path | str, *, fmt: str = "parquet") -> Any:
         """Write D_t (labels, provenance, decisions) to ``folder``; see :func:`adde_core.review.export.export_dataset`."""
         from adde_core.review.export import export_dataset
@@ -388,16 +414,19 @@ class Project:
     def engine(self, model_key: str | None = None, *, config: "LoopConfig | None" = None,
                reviewer: str = "") -> "Engine":
         """The loop engine on this project's store, in ``model_key``'s space (generation where it can embed)."""
-        from adde_core.loop.engine import Engine, LoopConfig
+        from adde_core.loop.engine import Engine
         from adde_core.loop.simulation.data import embedder_fn
         from adde_core.loop.store_storage import StoreStorage
 
         model_key = model_key or self.default_model_key()
-        embed = None
-        if not model_key.startswith(PRECOMPUTED_PREFIX):
-            def embed(images: Any) -> Any:
-                fn = self.memo.get("embedder", model_key, lambda: embedder_fn(self.embedder_for(model_key)))
-                return fn(images)
+
+        def embed_images(images: Any) -> Any:
+            # The embedder is rebuilt once per model key, on first use (generation), not on every call.
+            fn = self.memo.get("embedder", model_key, lambda: embedder_fn(self.embedder_for(model_key)))
+            return fn(images)
+
+        # Precomputed vectors: new images cannot be placed in that space, so nothing is generated.
+        embed = None if model_key.startswith(PRECOMPUTED_PREFIX) else embed_images
         storage = StoreStorage(self.workspace, model_key, self.memo, reviewer=reviewer)
         return Engine(storage, memo=self.memo, embed_images=embed, config=config or self.loop_config())
 
@@ -411,16 +440,27 @@ class Project:
         """f_θ's head for this iteration: fitted on D_t, refitted exactly when D_t or the embeddings change."""
         return self.engine(model_key).context().head
 
-    def recommended_regions(self, model_key: str | None = None, *, coords: Any = None) -> "Plan":
-        """The engine's plan: regions in the order the loop recommends, with why, and the learned weights."""
-        return self.engine(model_key).plan(coords=coords)
+    def recommended_regions(self, model_key: str | None = None, *, map_coords: pd.DataFrame | None = None) -> "Plan":
+        """The engine's plan: regions in the order the loop recommends, with why, and the learned weights.
+
+        ``map_coords`` (``id, x, y``) places each region on the map. Memoised by store revision.
+        """
+        import numpy as np
+
+        engine = self.engine(model_key)
+        ws = engine.storage.working_set()
+        coords = None
+        if map_coords is not None:
+            placed = map_coords.set_index("id").reindex(ws.ids)[["x", "y"]].to_numpy(dtype=float)
+            coords = np.nan_to_num(placed)
+        key = (ws.model_key, self.store.revision(), None if coords is None else hash(coords.tobytes()))
+        return self.memo.get("plan", key, lambda: engine.plan(coords=coords))
 
     def learned_weights(self) -> "RankingWeights":
         """The α, β, γ the loop has learned so far (the defaults before any iteration)."""
-        from adde_core.loop.engine import Engine
-
-        return Engine.state(self.engine()).weights if not self.store.embedding_sets().empty else \
-            self.loop_config().initial_state().weights
+        if self.store.embedding_sets().empty:
+            return self.loop_config().initial_state().weights
+        return self.engine().state().weights
 
     def acquire(self, region: Any, *, mode: str = "retrieve", model_key: str | None = None,
                 progress: ProgressCallback | None = None, **kwargs: Any) -> "AcquisitionResult":
@@ -453,6 +493,31 @@ class Project:
         ws = engine.storage.working_set()
         return suggest_prompt(ws, RegionSpec.coerce(region), self.embedder_for(ws.model_key))
 
+    def oracle_review(self, set_id: int, model_key: str | None = None) -> tuple[list[dict[str, Any]], list[Any]]:
+        """Let the oracle decide every undecided candidate of a set; returns (stored, conflicts)."""
+        cands = self.candidates(set_id)
+        decided = set(self.decision_states(list(cands["item_id"])).dropna(subset=["action"])["item_id"])
+        todo = cands[~cands["item_id"].isin(decided)]
+        return self.record_decisions(self.oracle(model_key).decide(todo, self.working_set(model_key),
+                                                                    candidate_set_id=set_id))
+
+    def diversity_summary(self, analysis: "AnalysisResult", *, q: float = 2.0) -> Any:
+        """Metric cards, label and subgroup shares, and per-cluster statistics for the Diversity page."""
+        from adde_core.analysis.summary import summarize_diversity
+
+        stored = self.embeddings(analysis.map.model_key)
+        return summarize_diversity(stored.vectors, analysis, q=q, subgroup=self.subgroup_attribute)
+
+    def map_coordinates(self, model_key: str | None = None) -> pd.DataFrame | None:
+        """The stored latent map as ``id, x, y`` (None before Explore first computed it)."""
+        from adde_core.analysis import LatentMap
+
+        path = self.map_path(model_key or self.default_model_key())
+        if not path.exists():
+            return None
+        latent = LatentMap.load(path)
+        return pd.DataFrame({"id": latent.ids, "x": latent.coords[:, 0], "y": latent.coords[:, 1]})
+
     def oracle(self, model_key: str | None = None) -> "OracleReviewer":
         """The simulated reviewer: hidden pool labels, and a reference head for generated items."""
         from adde_core.review.oracle import OracleReviewer, reference_head
@@ -480,7 +545,7 @@ class Project:
         from adde_core.loop.policies import AddePolicy
 
         config = replace(self.loop_config(), budget=budget, n_regions=n_regions, generate=generate)
-        engine = self.engine(model_key, config=config, reviewer="oracle (simulated)")
+        engine = self.engine(model_key, config=config, reviewer=ORACLE_REVIEWER)
         return engine.step(AddePolicy(), self.oracle(model_key), progress=progress)
 
     def measure(self, model_key: str | None = None) -> dict[str, Any]:

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from adde_core.project import Project  # noqa: E402
-from adde_core.review import OracleReviewer, candidates_frame  # noqa: E402
+from adde_core.review import candidates_frame  # noqa: E402
 from _common import cpu_model  # noqa: E402 - benchmarks/ is on sys.path when run as scripts
 
 
@@ -71,7 +71,7 @@ def main() -> None:
 
         print(f"\nGeneration (cvae, n={args.n_generate}) for the same regions, then the oracle reviewer")
         print(f"{'region':28s} {'label':6s} {'kept':>9s} {'dropped by reason':40s} {'oracle accepts':>15s} {'seconds':>7s}")
-        oracle = OracleReviewer(project)
+        oracle = project.oracle()
         seen = {r.region_id for _, r in targets}
         extra = [(None, r) for r in result.regions.regions if r.region_id not in seen][:2]
         for label, region in targets + extra:
@@ -81,7 +81,7 @@ def main() -> None:
             s = got.summary
             dropped = ", ".join(f"{k} {v}" for k, v in s["gate"].items() if k != "kept" and v) or "-"
             cands = candidates_frame(project.store, got.set_id)
-            decisions = oracle.decide(cands) if len(cands) else []
+            decisions = oracle.decide(cands, project.working_set()) if len(cands) else []
             accepted = sum(d.action == "accept" for d in decisions)
             share = f"{accepted}/{len(decisions)}" + (f" ({accepted / len(decisions):.0%})" if decisions else "")
             print(f"{region.region_id:28s} {s['label']!s:6s} {s['n_kept']:>3d}/{s['n_generated']:<3d} "

@@ -1,7 +1,8 @@
-"""Label efficiency on the real demo: the headless ADDE loop against seed-only, random, uncertainty, a naive
-pseudo-labelling loop and static augmentation, with an oracle reviewer. Prints numbers; asserts nothing.
+"""Label efficiency on the real demo: ADDE (the same engine the app runs) against the baselines, with an oracle.
 
-    .venv/bin/python benchmarks/simulate_demo.py                  # 5 seeds, budget 300, 10 rounds, every strategy
+Prints numbers; asserts nothing.
+
+    .venv/bin/python benchmarks/simulate_demo.py                  # 5 seeds, budget 300, 10 rounds, DEFAULT strategies
     .venv/bin/python benchmarks/simulate_demo.py --quick          # 2 seeds, budget 60, 3 rounds (a few minutes)
     .venv/bin/python benchmarks/simulate_demo.py --strategies random adde-no-gen --out /tmp/sim
 
@@ -24,9 +25,13 @@ sys.path.insert(0, str(ROOT))
 
 from _common import cpu_model, loadavg_line
 
-from adde_core.loop.simulate import SIM_STRATEGIES, SimulationData
-from adde_core.loop.simulate_report import run_and_report
+from adde_core.loop.policies import policy_names
+from adde_core.loop.simulation.report import run_and_report
 from adde_core.project import Project
+
+#: ADDE, its ablations, the strongest pool-ranking baselines and the loop baselines.
+DEFAULT = ["adde", "adde-no-gen", "adde-no-div", "adde-no-adapt", "random", "margin", "entropy", "coreset",
+           "typiclust", "probcover", "uherding", "seed-only", "mads-naive", "static-aug"]
 
 
 def main() -> None:
@@ -35,7 +40,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--budget", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--strategies", nargs="+", default=list(SIM_STRATEGIES), choices=list(SIM_STRATEGIES))
+    parser.add_argument("--strategies", nargs="+", default=DEFAULT, choices=policy_names())
+    parser.add_argument("--resplit", action="store_true", help="redraw the seed/pool split per seed")
     parser.add_argument("--quick", action="store_true", help="2 seeds, budget 60, 3 rounds")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -51,11 +57,11 @@ def main() -> None:
         print(loadavg_line())
     t0 = time.perf_counter()
     project = Project.open(src)
-    data = SimulationData.from_project(project)
-    print(f"data: {data.name}: seed {len(data.X_seed)}, pool {len(data.X_pool)}, val {len(data.X_val)}, "
-          f"ood {0 if data.X_ood is None else len(data.X_ood)}, dim {data.dim}, can generate: {data.can_generate}")
+    data = project.simulation_data()
+    counts = {r: len(data.rows(r)) for r in ("seed", "pool", "val", "ood")}
+    print(f"data: {data.name}: {counts}, dim {data.X.shape[1]}, can generate: {data.can_generate}")
     run_and_report(data, args.strategies, budget=args.budget, rounds=args.rounds, seeds=args.seeds, out=out,
-                   command=command, log=lambda line: print(line, flush=True))
+                   command=command, log=lambda line: print(line, flush=True), resplit=args.resplit)
     project.close()
     print(f"total wall time {time.perf_counter() - t0:.0f} s")
 

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import streamlit as st
 
-from adde_core.embedding import DEFAULT_EMBEDDER, EMBEDDERS
 from adde_core.ui.feedback import progress_bar, run_action
 from adde_core.ui.grid import image_grid
 from adde_core.ui.state import current_project, require_shell, switch_project
@@ -16,10 +15,22 @@ st.caption(f"Project **{project.name}** · `{project.root}`")
 
 with st.expander("Open or create another project"):
     path = st.text_input("Project folder", placeholder="/path/to/my_project")
+    database_url = st.text_input(
+        "Database URL (optional, when creating)", key="create_database_url", type="password",
+        placeholder="postgresql+psycopg://user:password@host:5432/adde",
+        help="Leave empty for a private SQLite database inside the folder. Teammates who create their folders on "
+             "the same PostgreSQL database share items, embeddings, maps, candidates and decisions.")
+
+    def _create(folder: str, url: str) -> object:
+        from adde_core.project import Project
+
+        Project.create(folder, database_url=url.strip() or None).close()
+        return switch_project(folder)
+
     c1, c2 = st.columns(2)
     if c1.button("Open project", disabled=not path) and run_action(switch_project, path):
         st.rerun()
-    if c2.button("Create project", disabled=not path) and run_action(switch_project, path, create=True):
+    if c2.button("Create project", disabled=not path) and run_action(_create, path, database_url):
         st.rerun()
 
 report = project.last_ingest_report()
@@ -57,11 +68,26 @@ with ingest_tab:
         else:
             st.success("No problems found in this input.")
 
+    st.markdown("**Subgroup attribute**")
+    names = project.attribute_names()
+    current_subgroup = project.subgroup_attribute
+    options = ["(none)", *names]
+    picked = st.selectbox("Measure fairness and worst-group accuracy over", options, key="subgroup_attr",
+                          index=options.index(current_subgroup) if current_subgroup in options else 0,
+                          help="An item attribute (a manifest column), e.g. skin_tone or site. Trends' fairness "
+                               "panel, worst-group accuracy and 'colour by subgroup' follow it.")
+    chosen = None if picked == "(none)" else picked
+    if chosen != current_subgroup:
+        run_action(project.set_subgroup, chosen)
+        if project.subgroup_attribute == chosen:
+            st.success(f"Subgroup set to `{picked}`: the next measurement uses it.")
+
 with embed_tab:
-    sets = project.store.embedding_sets()
-    choices = list(EMBEDDERS) + (["precomputed"] if sets["model"].str.startswith("precomputed:").any() else [])
+    sets = project.embedding_sets()
+    embedders, default_embedder = project.embedder_choices()
+    choices = embedders + (["precomputed"] if sets["model"].str.startswith("precomputed:").any() else [])
     e1, e2, e3 = st.columns([2, 2, 1])
-    model = e1.selectbox("Model", choices, index=choices.index(DEFAULT_EMBEDDER))
+    model = e1.selectbox("Model", choices, index=choices.index(default_embedder))
     params: dict = {}
     if model == "efficientnet-lite0":
         params["image_size"] = e2.select_slider("Input size (px)", [112, 160, 224], value=112)
@@ -76,7 +102,7 @@ with embed_tab:
         elif summary is not None:
             st.success(f"`{summary.model_key}`: {summary.n_computed:,} embedded, {summary.n_cached:,} from cache, "
                        f"{summary.images_per_second:,.0f} images/s.")
-        sets = project.store.embedding_sets()
+        sets = project.embedding_sets()
     if not sets.empty:
         st.dataframe(sets, width="stretch", hide_index=True)
 
@@ -86,7 +112,7 @@ with browse_tab:
     if items.empty:
         st.info("No items yet: ingest an image folder or a manifest in the **Ingest** tab.")
         st.stop()
-    attrs = [c for c in project.store.attribute_names() if items[c].nunique() <= 50]
+    attrs = [c for c in project.attribute_names() if items[c].nunique() <= 50]
     f1, f2, f3 = st.columns(3)
     roles = f1.multiselect("Role", sorted(items["role"].unique()), key="browse_roles")
     labels = f2.multiselect("Label", sorted(items["label"].dropna().unique()), key="browse_labels")

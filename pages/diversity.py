@@ -3,7 +3,6 @@
 import plotly.express as px
 import streamlit as st
 
-from adde_core.analysis.summary import summarize_diversity
 from adde_core.errors import AddeError
 from adde_core.ui.analysis import current_analysis
 from adde_core.ui.state import current_project, require_shell
@@ -19,8 +18,7 @@ except AddeError as exc:
 q = st.select_slider("Vendi order q", [0.1, 0.5, 1.0, 2.0, float("inf")], value=2.0,
                      help="q<1 weighs rare kinds of items more; q=∞ looks only at the most common kind.")
 result = current_analysis(project, model_key)
-stored = project.embeddings(model_key)
-summary = summarize_diversity(stored.vectors, result, q=q, subgroup=project.subgroup_attribute)
+summary = project.diversity_summary(result, q=q)
 st.caption(f"The dataset D_t is the {summary.n_dataset:,} labelled seed items, measured in `{model_key}` space "
            "against the validation set and the pool.")
 

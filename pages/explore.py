@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from adde_core.acquisition.acquire import RegionSpec
 from adde_core.errors import AddeError
 from adde_core.ui.acquire_panel import acquisition_panel, gate_summary
 from adde_core.ui.analysis import cluster_settings_form, current_analysis, map_figure
+from adde_core.ui.cluster_note import cluster_note
 from adde_core.ui.figures import COLOR_BY, map_frame, selected_ids
 from adde_core.ui.review import review_grid, reviewer_name, show_messages
 from adde_core.ui.selection_panel import selection_panel
@@ -16,7 +16,7 @@ require_shell("pages/explore.py")
 project = current_project()
 reviewer_name()
 st.title("Explore")
-sets = project.store.embedding_sets()
+sets = project.embedding_sets()
 if sets.empty:
     st.info("No embeddings yet: embed the data on the **Data** page, then come back to see the map.")
     st.stop()
@@ -29,27 +29,28 @@ keys = list(sets["model"])
 c1, c2, c3 = st.columns([2, 2, 1])
 model_key = c1.selectbox("Embedding", keys, index=keys.index(default_key))
 color_by = c2.selectbox("Colour by", COLOR_BY, index=0)
-refit = c3.button("Refit map", help="Fit a new UMAP layout and align it to the current one (slow).")
-if refit:
-    st.session_state["refit_token"] = st.session_state.get("refit_token", 0) + 1
+refit = c3.button("Refit map", help="Fit a new UMAP layout once and align it to the current one (slow); "
+                                    "items added later extend the refitted map.")
 cluster_config = cluster_settings_form()
-result = current_analysis(project, model_key, refit_token=st.session_state.get("refit_token", 0),
-                          cluster_config=cluster_config)
+result = current_analysis(project, model_key, refit=refit, cluster_config=cluster_config)
 subgroup = project.subgroup_attribute
 frame = map_frame(result, subgroup)
-regions = result.regions.to_frame()
+plan = project.recommended_regions(model_key, map_coords=frame[["id", "x", "y"]])
+regions = plan.frame()
 
 left, right = st.columns([3, 2])
 with right:
-    st.markdown(f"**Sparse regions** ({len(regions)}) — ranked; ★ on the map")
+    st.markdown(f"**Sparse regions** ({len(regions)}) — in the order the loop recommends; ★ on the map")
+    st.caption("Regions are found against a fixed partition of the data, so a region keeps its id across "
+               "iterations; the order follows what paid off (revisit marks, then UCB over past rewards).")
     picked = st.dataframe(
-        regions[["rank", "kind", "score", "size", "dominant_label", "n_unlabelled", "reason"]],
+        regions[["rank", "kind", "score", "size", "dominant_label", "n_unlabelled", "why"]],
         hide_index=True, on_select="rerun", selection_mode="single-row", key="region_table", height=320,
         column_config={"score": st.column_config.NumberColumn(format="%.1f×",
                                                               help="How much thinner the dataset is here")},
     )
     rows = picked.selection.rows if picked else []
-    region = result.regions.regions[rows[0]] if rows else None
+    region = plan.regions[rows[0]] if rows else None
     if region is not None:
         st.info(region.description)
 with left:
@@ -61,9 +62,10 @@ with left:
     st.caption(f"{len(frame):,} items · {result.clusters.n_clusters} clusters · "
                f"map from `{result.map.model_key}` (fingerprint {result.map.fingerprint[:10]}) · "
                "hover for a thumbnail and fields, select to see images")
+    cluster_note(result)
 
 ids = selected_ids(event)
-spec = RegionSpec.from_selection(ids) if ids else RegionSpec.from_sparse(region) if region is not None else None
+spec = ids if ids else region  # a selection (ids) or a detected region; the project turns either into a region
 if not ids and region is not None:
     ids = list(region.member_ids)
 items = project.items()
@@ -71,7 +73,7 @@ selection_panel(items, ids, subgroup=subgroup,
                 title=f"Region R{rows[0] + 1}" if region is not None and not selected_ids(event) else "Selection")
 if spec is not None:
     st.subheader("Fill this region")
-    labels = sorted(project.store.labels("seed") | project.store.labels("val"))
+    labels = project.labels()
     set_id = acquisition_panel(project, spec, key="explore_acq", labels=labels)
     if set_id is not None:
         st.markdown(f"**Candidates** (set #{set_id}) — review here or on the Review page")

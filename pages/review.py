@@ -4,17 +4,6 @@ import datetime as dt
 
 import streamlit as st
 
-from adde_core.review import (
-    ORACLE_REVIEWER,
-    OracleReviewer,
-    candidate_sets,
-    candidates_frame,
-    decision_log,
-    decision_states,
-    export_dataset,
-    record_decisions,
-    valid_items,
-)
 from adde_core.ui.acquire_panel import ACTIVE_SET, gate_summary
 from adde_core.ui.feedback import run_action
 from adde_core.ui.review import review_grid, reviewer_name, show_messages
@@ -26,7 +15,7 @@ reviewer_name()
 st.title("Review")
 show_messages()
 
-sets = candidate_sets(project.store)
+sets = project.candidate_sets()
 if sets.empty:
     st.info("No candidates yet. On **Explore**, pick a sparse region or select points, then retrieve from the pool "
             "or generate.")
@@ -54,14 +43,11 @@ gate_summary(project, set_id)
 with st.expander("Oracle reviewer (simulation)"):
     st.warning(f"The oracle is a **simulation** for demos and experiments: it decides with the hidden pool labels "
                f"and, for generated items, a reference classifier trained on all real labelled data. Its decisions "
-               f"are stored under the reviewer name “{ORACLE_REVIEWER}”.")
+               f"are stored under the reviewer name “{project.ORACLE_REVIEWER}”.")
     if st.button("Let the oracle review the undecided candidates of this set", key="oracle_run"):
-        cands = candidates_frame(project.store, set_id)
-        decided = set(decision_states(project.store, list(cands["item_id"])).dropna(subset=["action"])["item_id"])
-        todo = cands[~cands["item_id"].isin(decided)]
-        requests = run_action(project.oracle().decide, todo, project.working_set(), candidate_set_id=set_id)
-        if requests is not None:
-            done, conflicts = record_decisions(project.store, requests)
+        outcome = run_action(project.oracle_review, set_id)
+        if outcome is not None:
+            done, conflicts = outcome
             accepted = sum(d["action"] in ("accept", "relabel") for d in done)
             st.success(f"Oracle decided {len(done)}: {accepted} accepted or relabelled "
                        f"({accepted / max(len(done), 1):.0%}), {len(done) - accepted} rejected or flagged"
@@ -70,7 +56,7 @@ with st.expander("Oracle reviewer (simulation)"):
 review_grid(project, set_id, key="review")
 
 st.divider()
-valid = valid_items(project.store)
+valid = project.valid_items()
 st.subheader(f"D_valid for iteration {project.current_iteration}: {len(valid)} items")
 st.caption("Accepted and relabelled items; they join the dataset at the next iteration.")
 if not valid.empty:
@@ -81,10 +67,10 @@ with st.expander("Export the dataset and the decision log"):
     folder = c1.text_input("Folder", str(project.root / "exports" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")))
     fmt = c2.selectbox("Format", ["parquet", "csv"])
     if st.button("Export", key="export"):
-        summary = run_action(export_dataset, project, folder, fmt=fmt)
+        summary = run_action(project.export, folder, fmt=fmt)
         if summary is not None:
             st.success(f"Wrote {summary.n_items} items ({summary.by_source}) and {summary.n_images} images to "
                        f"{summary.folder}; manifest {summary.manifest.name}, log {summary.decisions.name}.")
-    log = decision_log(project.store)
+    log = project.decision_log()
     st.download_button("Download the decision log (CSV)", log.to_csv(index=False), "decisions.csv", "text/csv",
                        disabled=log.empty)

@@ -11,7 +11,7 @@ require_shell("pages/simulations.py")
 project = current_project()
 st.title("Simulations")
 st.caption("Headless runs of the loop with the oracle reviewer against baselines. Start one with "
-           "`python -m adde_core simulate --data PATH --strategy adde random uncertainty --budget 300 --rounds 10 "
+           "`python -m adde_core simulate --data PATH --strategy adde random margin coreset --budget 300 --rounds 10 "
            "--seeds 5 --out simulations/my-run`.")
 
 roots = [project.root / "simulations", Path.cwd() / "simulations", Path.cwd() / "docs"]

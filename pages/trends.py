@@ -1,12 +1,10 @@
 """Trends page: step the loop (by hand or with the oracle) and watch quality, fairness and diversity evolve."""
 
-import pandas as pd
+from dataclasses import replace
+
 import streamlit as st
 
-from adde_core.analysis import LatentMap
 from adde_core.errors import AddeError
-from adde_core.loop import StoppingConfig
-from adde_core.model.finetune import FINETUNE_NOTE
 from adde_core.ui.feedback import progress_bar, run_action
 from adde_core.ui.state import current_project, require_shell
 from adde_core.ui.trends import (MAP_COLOURINGS, curves_csv, evolving_map_figure, iteration_headline,
@@ -15,7 +13,7 @@ from adde_core.ui.trends import (MAP_COLOURINGS, curves_csv, evolving_map_figure
 require_shell("pages/trends.py")
 project = current_project()
 st.title("Trends")
-if project.store.embedding_sets().empty:
+if project.embedding_sets().empty:
     st.info("No embeddings yet: embed the data on the **Data** page first.")
     st.stop()
 
@@ -31,8 +29,8 @@ with st.expander("Stopping rules"):
     target = c2.number_input("Target val accuracy (0 = none)", 0.0, 1.0, current.target_accuracy or 0.0, 0.01)
     plateau = c3.number_input("Plateau over k iterations", 1, 50, current.plateau_iterations or 3)
     max_it = c4.number_input("Max iterations (0 = none)", 0, 1000, current.max_iterations or 0)
-    chosen = StoppingConfig(label_budget=budget or None, target_accuracy=target or None, plateau_iterations=plateau,
-                            plateau_tolerance=current.plateau_tolerance, max_iterations=max_it or None)
+    chosen = replace(current, label_budget=budget or None, target_accuracy=target or None,
+                     plateau_iterations=plateau, max_iterations=max_it or None)
     if chosen != current:
         project.set_stopping_config(chosen)
 
@@ -57,7 +55,7 @@ if one or until:
         if summary.stop_reason or not until:
             break
 with st.expander("Fine-tune the backbone (optional; GPU recommended)"):
-    st.caption(FINETUNE_NOTE + " The result is a new embedding set (and a new map), selectable on Explore; "
+    st.caption(project.finetune_note() + " The result is a new embedding set (and a new map), selectable on Explore; "
                "the frozen set stays.")
     epochs = st.number_input("Epochs", 1, 50, 3, key="ft_epochs")
     if st.button("Fine-tune on D_t and re-embed", key="ft_run"):
@@ -84,12 +82,12 @@ st.download_button("Download the curves (CSV)", curves_csv(history), file_name=f
 
 st.subheader("The evolving latent map")
 try:
-    latent = LatentMap.load(project.map_path(project.default_model_key()))
-except (AddeError, FileNotFoundError):
-    latent = None  # no st.stop(): the table below still shows, and app.py still refreshes the sidebar
+    coords = project.map_coordinates()
+except AddeError:
+    coords = None
+if coords is None:  # no st.stop(): the table below still shows, and app.py still refreshes the sidebar
     st.info("Open **Explore** once to compute the map.")
-if latent is not None:
-    coords = pd.DataFrame({"id": latent.ids, "x": latent.coords[:, 0], "y": latent.coords[:, 1]})
+else:
     items = project.items()[["id", "role", "label", "source", "iteration_added"]]
     m1, m2 = st.columns([3, 1])
     shown = m1.slider("Iteration", 0, max(project.current_iteration, 1), project.current_iteration,

@@ -48,3 +48,17 @@ def small_demo_embedded_dir(small_demo_dir, tmp_path_factory) -> Path:
     project.embed("efficientnet-lite0")
     project.close()
     return root
+
+
+@pytest.fixture()
+def embedded_project(small_demo_embedded_dir, tmp_path):
+    """A private, writable copy of the small embedded demo, opened as a Project."""
+    import shutil
+
+    from adde_core.project import Project
+
+    root = tmp_path / "project"
+    shutil.copytree(small_demo_embedded_dir, root)
+    project = Project.open(root)
+    yield project
+    project.close()

@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
 from adde_core.errors import AddeError
+from adde_core.linalg import unit_rows
 
 
 # Distances per query block (float32): ~64 MB per worker bounds memory (partition copies the
@@ -53,12 +55,6 @@ def as_matrix(X: np.ndarray, *, name: str = "X") -> np.ndarray:
         bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
         raise AddeError(f"{name} has non-finite values (first in row {bad})")
     return arr
-
-
-def unit_rows(X: np.ndarray) -> np.ndarray:
-    """Scale rows to unit L2 norm (zero rows stay zero)."""
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return (X / np.where(norms > 0, norms, 1.0)).astype(np.float32, copy=False)
 
 
 def fit_pca(X: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

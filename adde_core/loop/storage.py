@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 from adde_core.errors import IterationClosed
+from adde_core.store.decisions import VALID_ACTIONS
+from adde_core.store.iterations import REVIEWED_COLUMNS
 from adde_core.working_set import WorkingSet
 
 if TYPE_CHECKING:
@@ -31,10 +33,6 @@ AUGMENT_REVIEWER = "augmentation (no review)"
 FREE_REVIEWERS = frozenset({PSEUDO_REVIEWER, AUGMENT_REVIEWER})
 #: The states an iteration row moves through while it is being closed; "adapted" is complete.
 PHASES = ("folded", "measured", "adapted")
-#: Columns of :meth:`LoopStorage.reviewed`.
-REVIEWED_COLUMNS = ["item_id", "action", "label", "flags", "reviewer", "set_id", "mode", "region_id", "alpha",
-                    "beta", "gamma", "strategy", "generator"]
-VALID_ACTIONS = ("accept", "relabel")
 
 
 class LoopStorage(Protocol):

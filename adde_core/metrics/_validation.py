@@ -9,6 +9,7 @@ from typing import Union
 import numpy as np
 import scipy.linalg
 from numpy.typing import ArrayLike
+
 from adde_core.errors import AddeError
 
 

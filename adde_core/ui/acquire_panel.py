@@ -6,7 +6,6 @@ from typing import Any
 
 import streamlit as st
 
-from adde_core.acquisition.acquire import RegionSpec
 from adde_core.project import Project
 from adde_core.ui.feedback import progress_bar, run_action
 
@@ -23,20 +22,20 @@ def ranking_controls(key: str, learned: Any = None) -> tuple[str, Any]:
         # New learned weights (an iteration adapted them): move the sliders to them.
         st.session_state[seen] = tuple(default.normalized())
         for name, value in zip(("alpha", "beta", "gamma"), default.normalized()):
-            st.session_state[f"{key}_{name}"] = round(float(value) / 0.05) * 0.05
+            st.session_state[f"{key}_{name}"] = round(float(value), 2)
     with st.expander("Ranking: strategy and weights"):
         if st.button("Reset to defaults", key=f"{key}_reset", help="α, β, γ as before any learning"):
             for name, value in zip(("alpha", "beta", "gamma"), RankingWeights().normalized()):
-                st.session_state[f"{key}_{name}"] = round(float(value) / 0.05) * 0.05
+                st.session_state[f"{key}_{name}"] = round(float(value), 2)
         names = list(STRATEGIES)
         strategy = st.selectbox("Strategy", names, index=names.index("adde"), key=f"{key}_strategy",
                                 help="adde: α·U + β·Div + γ·Q. The others are the usual active-learning baselines.")
         c1, c2, c3 = st.columns(3)
-        alpha = c1.slider("α uncertainty", 0.0, 1.0, step=0.05, key=f"{key}_alpha",
+        alpha = c1.slider("α uncertainty", 0.0, 1.0, step=0.01, key=f"{key}_alpha",
                           help="Weight of the current model's uncertainty (margin): labels it learns most from.")
-        beta = c2.slider("β diversity", 0.0, 1.0, step=0.05, key=f"{key}_beta",
+        beta = c2.slider("β diversity", 0.0, 1.0, step=0.01, key=f"{key}_beta",
                          help="Weight of distance to what the dataset already has: fills gaps, avoids redundancy.")
-        gamma = c3.slider("γ quality", 0.0, 1.0, step=0.05, key=f"{key}_gamma",
+        gamma = c3.slider("γ quality", 0.0, 1.0, step=0.01, key=f"{key}_gamma",
                           help="Weight of predicted quality: 1 for real pool items, the gate score for generated ones.")
         if alpha + beta + gamma == 0:
             st.warning("All weights are 0; using the defaults.")
@@ -44,8 +43,8 @@ def ranking_controls(key: str, learned: Any = None) -> tuple[str, Any]:
     return strategy, RankingWeights(alpha=alpha, beta=beta, gamma=gamma)
 
 
-def acquisition_panel(project: Project, region: RegionSpec, *, key: str, labels: list[str]) -> int | None:
-    """Retrieve or generate candidates for ``region``; returns the candidate set to review, if any."""
+def acquisition_panel(project: Project, region: Any, *, key: str, labels: list[str]) -> int | None:
+    """Retrieve or generate candidates for ``region`` (selected ids or a detected region); returns the set to review."""
     from adde_core.acquisition.generation import GENERATORS
 
     retrieve_tab, generate_tab = st.tabs(["Retrieve from the pool", "Generate"])
@@ -87,7 +86,7 @@ def acquisition_panel(project: Project, region: RegionSpec, *, key: str, labels:
     return st.session_state.get(ACTIVE_SET)
 
 
-def _suggested_prompt(project: Project, region: RegionSpec) -> str:
+def _suggested_prompt(project: Project, region: Any) -> str:
     try:
         return project.suggest_prompt(region)
     except Exception:  # noqa: BLE001 - a prompt suggestion must never break the panel; the user can type one

@@ -210,3 +210,41 @@ def test_simulations_page_shows_a_report(app, tmp_path, monkeypatch):
     assert not app.exception
     assert any(c.value.startswith("python -m adde_core simulate") for c in app.code)
     assert len(app.dataframe) == 1 and len(app.get("image")) == 4
+
+
+def test_explore_ranking_sliders_follow_the_learned_weights(embedded_app):
+    """After an oracle iteration adapts α/β/γ, Explore's ranking controls start from the new values."""
+    from adde_core.project import Project
+
+    at, root = embedded_app
+    ids = sorted(Project.open(root).items(roles=["pool"])["id"].head(20))
+    at.session_state["explore_map"] = {"selection": {"points": [{"customdata": [i]} for i in ids], "box": [],
+                                                     "lasso": []}}
+    at.run()
+    before = next(s for s in at.slider if s.key == "explore_acq_r_alpha").value
+    project = Project.open(root)
+    project.run_oracle_iteration(budget=12, generate=False)
+    learned = project.learned_weights().normalized()
+    assert round(learned[0], 2) != round(before, 2), "the oracle iteration moved α"
+    at.run()
+    assert not at.exception
+    shown = {name: next(s for s in at.slider if s.key == f"explore_acq_r_{name}").value
+             for name in ("alpha", "beta", "gamma")}
+    assert shown == {"alpha": round(learned[0], 2), "beta": round(learned[1], 2), "gamma": round(learned[2], 2)}
+
+
+def test_a_person_and_the_oracle_close_iterations_in_turn_in_one_server(embedded_app):
+    """Human "Next iteration" then an oracle iteration, and the reverse, in one server: no error, no stale cache."""
+    from adde_core.project import Project
+
+    at, root = embedded_app
+    at.switch_page("pages/trends.py").run()
+    next(c for c in at.checkbox if c.label == "Include generation (cvae)").uncheck().run()
+    for button in ("human", "oracle_one", "human", "oracle_one"):
+        if button == "human":
+            next(b for b in at.button if b.label == "Next iteration with my decisions").click().run()
+        else:
+            at.button(key=button).click().run()
+        assert not at.exception
+        assert not at.error, [e.value for e in at.error]
+    assert Project.open(root).current_iteration == 4

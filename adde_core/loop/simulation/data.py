@@ -172,7 +172,9 @@ class SimulationData:
             raise AddeError("The pool has no hidden oracle labels, so an oracle cannot label it; ingest the pool "
                             "with an oracle_label column (a manifest) to simulate.")
         keep = ~(pool & truth.isna().to_numpy())  # pool items the oracle cannot label are left out
-        sub = store.get_meta("subgroup_attribute")
+        from adde_core.loop.store_storage import SUBGROUP_KEY
+
+        sub = store.get_meta(SUBGROUP_KEY)
         groups = None
         if sub and sub in items.columns:
             groups = items[sub].astype(object).where(items[sub].notna(), "(none)").astype(str).to_numpy()[keep]

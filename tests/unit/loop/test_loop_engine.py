@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
-
-import numpy as np
 import pytest
 
 from adde_core.loop.engine import LoopConfig
 from adde_core.loop.simulation.run import _threads, run_strategy
-from adde_core.project import Project
 
 
 @pytest.fixture()
-def project(small_demo_embedded_dir, tmp_path):
-    root = tmp_path / "project"
-    shutil.copytree(small_demo_embedded_dir, root)
-    p = Project.open(root)
-    yield p
-    p.close()
+def project(embedded_project):
+    return embedded_project
 
 
 def test_app_path_and_simulation_pick_the_same_items_and_metrics(project):

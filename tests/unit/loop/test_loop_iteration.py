@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 
 
 @pytest.fixture()
-def project(small_demo_embedded_dir, tmp_path):
-    from adde_core.project import Project
-
-    root = tmp_path / "p"
-    shutil.copytree(small_demo_embedded_dir, root)
-    p = Project.open(root)
-    yield p
-    p.close()
+def project(embedded_project):
+    return embedded_project
 
 
 def test_next_iteration_adds_exactly_d_valid(project):
