@@ -44,6 +44,15 @@ class Memo:
                 entries.popitem(last=False)
             return value
 
+    def put(self, kind: str, key: Hashable, value: Any) -> None:
+        """Store ``value`` under ``(kind, key)``, replacing what was there."""
+        with self._lock:
+            entries = self._entries.setdefault(kind, OrderedDict())
+            entries[key] = value
+            entries.move_to_end(key)
+            while len(entries) > self.per_kind:
+                entries.popitem(last=False)
+
     def peek(self, kind: str, key: Hashable) -> Any:
         """The cached value or None, without building."""
         with self._lock:

@@ -47,6 +47,8 @@ __all__ = ["STOPPING_KEY", "Context", "Engine", "IterationSummary", "LoopConfig"
 
 #: Storage meta key of the user's stopping rules.
 STOPPING_KEY = "stopping_config"
+#: A trained generator is reused until its training set grew by more than this factor.
+RETRAIN_GROWTH = 1.25
 #: Storage meta key of generated/kept counts per iteration and generator (gate rejections feed the adaptation).
 GATE_KEY = "gate_counts"
 
@@ -305,13 +307,26 @@ class Engine:
 
     def generator(self, ctx: Context, name: str, params: Mapping[str, Any] | None = None,
                   progress: "ProgressCallback | None" = None) -> Any:
-        """Generator ``name`` trained on D_t ∪ D_valid's real images, once per training set."""
-        from adde_core.acquisition.acquire import generator_key, train_generator
+        """Generator ``name`` trained on D_t ∪ D_valid's real images, retrained only when that set grew enough.
+
+        Retraining every iteration costs minutes on a CPU for a few more images. A generator is
+        reused while the images it learnt from are all still in the training set and the set grew
+        by at most ``RETRAIN_GROWTH`` (25 %); beyond that, or when an image left, it is retrained.
+        """
+        from adde_core.acquisition.acquire import generator_key, generator_training_rows, train_generator
 
         seed = self.config.random_state
+        rows, _ = generator_training_rows(ctx.ws)
+        current = frozenset(map(str, ctx.ws.ids[rows]))
+        slot = (name, repr(sorted((params or {}).items())), ctx.ws.model_key, seed)
+        last = self.memo.peek("generator_latest", slot)
+        if last is not None and last[0] <= current and len(current) <= RETRAIN_GROWTH * len(last[0]):
+            return last[1]
         key = generator_key(ctx.ws, name, params, random_state=seed)
-        return self.memo.get("generator", key, lambda: train_generator(ctx.ws, name, params, random_state=seed,
-                                                                         progress=progress))
+        gen = self.memo.get("generator", key, lambda: train_generator(ctx.ws, name, params, random_state=seed,
+                                                                        progress=progress))
+        self.memo.put("generator_latest", slot, (current, gen))
+        return gen
 
     def generate(self, region: "RegionSpec", *, generator: str | None = None, n: int = 48, label: str | None = None,
                  prompt: str | None = None, generator_params: Mapping[str, Any] | None = None,

@@ -37,3 +37,30 @@ def test_app_path_and_simulation_pick_the_same_items_and_metrics(project):
                              ("fair_worst_group_accuracy", "worst_group_accuracy")):
             assert summary.metrics[key] == pytest.approx(row[sim_key], abs=1e-9), key
         assert summary.metrics["alpha"] == pytest.approx(row["alpha"], abs=1e-12)
+
+
+def test_a_generator_is_retrained_only_when_its_training_set_grew_enough(monkeypatch):
+    """Reused while every image it learnt from is still there and the set grew ≤ 25 %; retrained otherwise."""
+    import numpy as np
+
+    import adde_core.acquisition.acquire as acquire
+    from adde_core.loop.engine import Engine
+    from adde_core.loop.storage import MemoryStorage
+
+    n = 40
+    rng = np.random.default_rng(0)
+    roles = np.array(["seed"] * 20 + ["pool"] * 20, dtype=object)
+    labels = np.array([f"c{i % 2}" for i in range(20)] + [None] * 20, dtype=object)
+    storage = MemoryStorage([f"i{i}" for i in range(n)], rng.normal(size=(n, 4)) + 3, roles, labels,
+                            np.full(n, "real", dtype=object), paths=np.array([f"/x/{i}.png" for i in range(n)], object))
+    trained = []
+    monkeypatch.setattr(acquire, "train_generator", lambda ws, *a, **k: trained.append(int(ws.in_dataset.sum())) or
+                        object())
+    engine = Engine(storage, embed_images=lambda images: np.zeros((len(images), 4)))
+    first = engine.generator(engine.context(), "cvae")
+    storage.role[20:24], storage.label[20:24] = "seed", "c0"  # +4 images (20 %): reuse
+    storage._changed()
+    assert engine.generator(engine.context(), "cvae") is first and trained == [20]
+    storage.role[24:28], storage.label[24:28] = "seed", "c1"  # 28 > 1.25 × 20: retrain
+    storage._changed()
+    assert engine.generator(engine.context(), "cvae") is not first and trained == [20, 28]
