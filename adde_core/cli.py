@@ -71,6 +71,42 @@ def cmd_demo(args: argparse.Namespace) -> None:
         _print_report(report)
     if not args.no_embed:
         _embed(project, args.model, {})
+        _prepare_demo(project, prerun=args.prerun)
+
+
+def _prepare_demo(project, *, prerun: int = 0) -> None:
+    """Analyse the demo and record iteration 0, so Explore, Diversity and Trends open with numbers.
+
+    Each step is stored with the project, so running ``demo`` again skips what is done.
+    ``prerun`` oracle iterations are real loop steps reviewed by the simulated oracle (the store
+    records the reviewer as ``oracle (simulated)``).
+    """
+    import time
+
+    start = time.perf_counter()
+    with _bar("analysing (map, clusters, regions)") as progress:
+        result = project.analyze(progress=progress)
+    note = "from the stored analysis" if {"map", "clusters", "regions"} <= set(result.reused) else \
+        f"{time.perf_counter() - start:.0f} s"
+    print(f"analysis: {len(result.items):,} items, "
+          f"{result.clusters.n_clusters} clusters, {len(result.regions)} sparse regions ({note})")
+    if project.metrics_history().empty:
+        start = time.perf_counter()
+        with _bar("measuring iteration 0") as progress:
+            progress(0, 1)
+            metrics = project.measure()
+            progress(1, 1)
+        acc = metrics.get("val_accuracy")
+        print(f"iteration 0 measured in {time.perf_counter() - start:.0f} s"
+              + (f": val accuracy {acc:.1%}" if isinstance(acc, float) else ""))
+    for _ in range(max(0, prerun - project.current_iteration)):
+        start = time.perf_counter()
+        with _bar(f"simulated iteration {project.current_iteration + 1} (oracle reviewer)") as progress:
+            summary = project.run_oracle_iteration(progress=progress)
+        acc = summary.metrics.get("val_accuracy")
+        print(f"simulated iteration {summary.index} (oracle reviewer, labelled as simulated): added {sum(summary.added.values())} "
+              f"items" + (f", val accuracy {acc:.1%}" if isinstance(acc, float) else "")
+              + f" ({time.perf_counter() - start:.0f} s)")
 
 
 def cmd_ingest(args: argparse.Namespace) -> None:
@@ -163,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--project", default=str(DEFAULT_DEMO_PROJECT))
     p.add_argument("--model", default=None, help="embedder name (default: efficientnet-lite0)")
     p.add_argument("--no-embed", action="store_true", help="only build the project")
+    p.add_argument("--prerun", type=int, default=0, metavar="N",
+                   help="also run N oracle iterations (simulated reviews, labelled as such) for a stakeholder demo")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("ingest", help="ingest an image folder or a manifest into a project")

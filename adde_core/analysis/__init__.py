@@ -70,6 +70,9 @@ class AnalysisResult:
     fingerprint : str
     timings : dict
         Seconds per step (``map``, ``clusters``, ``regions``, ``stats``).
+    reused : tuple of str
+        Steps taken from the project's stored analysis rather than computed
+        (see :mod:`adde_core.analysis.persist`).
     """
 
     map: LatentMap
@@ -80,6 +83,7 @@ class AnalysisResult:
     regions: SparseRegions
     fingerprint: str
     timings: dict[str, float] = field(default_factory=dict)
+    reused: tuple[str, ...] = ()
 
 
 def analyze_embeddings(X: np.ndarray, ids: Sequence[str], items: pd.DataFrame, *, model_key: str = "",

@@ -169,6 +169,89 @@ def clustering_space(X: np.ndarray, config: ClusterConfig = ClusterConfig()) -> 
     return projector.fit_transform(X)
 
 
+@dataclass(frozen=True, eq=False)
+class ClusterSpace:
+    """A fitted clustering space that can take new items without moving the old ones.
+
+    Rows ``[:n_fit]`` were fitted (UMAP after PCA); later rows were placed by kNN: the
+    inverse-distance-weighted mean of the clustering-space positions of their
+    ``placement_k`` nearest fitted items, searched in the PCA space. That is what lets a
+    stored analysis take a few generated items in milliseconds instead of refitting UMAP.
+
+    Attributes
+    ----------
+    ids : ndarray of str (n,)
+    coords : ndarray float32 (n, c)
+    n_fit : int
+    reference : ndarray float32 (n_fit, k) or None
+        The fitted items in UMAP's input space; None for the ``"pca"`` and ``"raw"`` spaces
+        (cheap to recompute, so they are never extended).
+    pca_mean, pca_components : ndarray or None
+    placement_k : int
+    """
+
+    ids: np.ndarray
+    coords: np.ndarray
+    n_fit: int
+    reference: np.ndarray | None
+    pca_mean: np.ndarray | None
+    pca_components: np.ndarray | None
+    placement_k: int = 10
+
+    @property
+    def can_extend(self) -> bool:
+        return self.reference is not None
+
+    def coords_for(self, ids: Sequence[str]) -> np.ndarray:
+        """Positions of ``ids`` in the given order; unknown ids raise ``KeyError``."""
+        pos = pd.Index(self.ids).get_indexer(list(ids))
+        if (pos < 0).any():
+            raise KeyError(f"{int((pos < 0).sum())} ids are not in the clustering space")
+        return self.coords[pos]
+
+    def extend(self, X: np.ndarray, ids: Sequence[str]) -> "ClusterSpace":
+        """Place the rows of ``X`` whose ids are new; existing rows keep their coordinates bitwise."""
+        from adde_core.analysis.density import pca_transform, unit_rows
+
+        if self.reference is None:
+            raise AddeError("this clustering space cannot be extended (only the 'umap' space can)")
+        X = as_matrix(X)
+        ids = np.asarray(list(ids), dtype=str)
+        new = ~pd.Index(ids).isin(pd.Index(self.ids))
+        if not new.any():
+            return self
+        base = unit_rows(X[new])
+        Z = base if self.pca_mean is None else pca_transform(base, self.pca_mean, self.pca_components)
+        dist, idx = knn(Z, self.reference, min(self.placement_k, len(self.reference)))
+        w = 1.0 / np.maximum(dist.astype(np.float64), 1e-9)
+        w /= w.sum(axis=1, keepdims=True)
+        placed = np.einsum("nk,nkd->nd", w, self.coords[: self.n_fit][idx].astype(np.float64)).astype(np.float32)
+        return ClusterSpace(ids=np.concatenate([self.ids, ids[new]]), coords=np.concatenate([self.coords, placed]),
+                            n_fit=self.n_fit, reference=self.reference, pca_mean=self.pca_mean,
+                            pca_components=self.pca_components, placement_k=self.placement_k)
+
+
+def fit_cluster_space(X: np.ndarray, ids: Sequence[str], config: ClusterConfig = ClusterConfig()) -> ClusterSpace:
+    """Fit the clustering space of ``config`` on ``X`` and keep what extending it needs.
+
+    Same coordinates as :func:`clustering_space`; for the ``"umap"`` space it also keeps
+    the PCA axes and the fitted rows in UMAP's input space (see :class:`ClusterSpace`).
+    """
+    X = as_matrix(X)
+    ids = np.asarray(list(ids), dtype=str)
+    if config.space != "umap" or len(X) <= config.space_dim + 2:
+        return ClusterSpace(ids=ids, coords=clustering_space(X, config), n_fit=len(ids), reference=None,
+                            pca_mean=None, pca_components=None)
+    from adde_core.analysis.projection import UMAPProjector
+
+    projector = UMAPProjector(n_components=config.space_dim, n_neighbors=config.n_neighbors, min_dist=0.0,
+                              pca_components=config.pca_components, n_epochs=config.n_epochs,
+                              random_state=config.random_state).fit(X)
+    return ClusterSpace(ids=ids, coords=np.asarray(projector.embedding_, np.float32), n_fit=len(ids),
+                        reference=np.asarray(projector.reference_, np.float32), pca_mean=projector.pca_mean_,
+                        pca_components=projector.pca_components_)
+
+
 def cluster_embeddings(X: np.ndarray, ids: Sequence[str] | None = None, *, config: ClusterConfig = ClusterConfig(),
                        space: np.ndarray | None = None, fingerprint: str | None = None) -> ClusterResult:
     """Cluster items in a reduced embedding space.

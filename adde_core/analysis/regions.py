@@ -160,6 +160,9 @@ class SparseRegion:
         The dataset items nearest the centroid: what the dataset already has close by.
     reason
         One sentence saying why the region was flagged.
+    centre_id
+        The member nearest the centroid (where ``centroid_2d`` is taken from), so a stored
+        region can be placed on a refitted map without detecting it again.
     """
 
     region_id: str
@@ -174,6 +177,7 @@ class SparseRegion:
     n_unlabelled: int
     nearest_dataset_ids: tuple[str, ...]
     reason: str
+    centre_id: str | None = None
 
     @property
     def size(self) -> int:
@@ -534,4 +538,5 @@ class _Describer:
             label_counts=_mix(sub.loc[lab, "label"]) if "label" in sub else {},
             subgroup_counts={c: _mix(sub[c]) for c in self.cols if c in sub},
             n_unlabelled=int((~lab).sum()), nearest_dataset_ids=nearest, reason=reason,
+            centre_id=str(self.ids[centre]),
         )

@@ -1,58 +1,42 @@
-"""The analysis shown on Explore and Diversity, computed once per embedding set and kept in memory."""
+"""The analysis shown on Explore and Diversity: the project's stored analysis, with progress while it is computed."""
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
+import hashlib
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from adde_core.analysis import AnalysisResult, ClusterConfig
 from adde_core.project import Project
-from adde_core.ui.feedback import progress_bar
 from adde_core.ui.figures import latent_map_figure
 
 _STEPS = ("latent map", "clusters", "sparse regions", "cluster statistics")
 
 
-#: Analyses kept in memory (each holds a fitted UMAP model and the item table).
-MAX_ANALYSES = 4
-
-
-@st.cache_resource(show_spinner=False)
-def _analyses() -> tuple[OrderedDict, threading.Lock]:
-    # One store for all sessions, like st.cache_resource itself. The analysis is not computed
-    # inside a cached function because Streamlit replays elements created there: its progress
-    # bar would stay on the page ("Analysing 4/4") on every later rerun.
-    return OrderedDict(), threading.Lock()
-
-
-def current_analysis(project: Project, model_key: str, *, refit_token: int = 0,
+def current_analysis(project: Project, model_key: str, *, refit: bool = False,
                      cluster_config: ClusterConfig | None = None) -> AnalysisResult:
-    """The analysis of ``model_key``'s embeddings, computing it (with a progress bar) on first use.
+    """The analysis of ``model_key``'s embeddings; a progress bar shows only while something is computed.
 
-    Keyed by the embedding fingerprint: new items or a new model give a new analysis, and a
-    kept one is never stale. The progress bar disappears once the analysis is done.
+    The project memoises analyses in the process and stores them with the project (keyed by
+    the embedding fingerprint, the item metadata and the configs), so reruns, other tabs and
+    a restarted server get them at once. ``refit=True`` (the Refit button, in the run where it
+    was pressed) fits a new map once; later runs extend that map. The bar disappears when done.
     """
-    stored = project.embeddings(model_key)
     config = cluster_config or cluster_settings()
-    key = (str(project.root), model_key, stored.fingerprint, refit_token, config)
-    store, lock = _analyses()
-    with lock:
-        if key in store:
-            store.move_to_end(key)
-            return store[key]
-        slot = st.empty()
-        with slot.container(), st.spinner(f"Mapping and clustering {len(stored.ids):,} items ({', '.join(_STEPS)})…"):
-            result = project.analyze(model_key, refit=refit_token > 0, cluster_config=config,
-                                     progress=progress_bar("Analysing"))
+    slot = st.empty()
+
+    def progress(done: int, total: int) -> None:
+        step = _STEPS[min(done, len(_STEPS) - 1)]
+        slot.progress(min(done / total, 1.0) if total else 1.0,
+                      text=f"Analysing the embeddings ({done}/{total} done; now: {step})…")
+
+    try:
+        return project.analyze(model_key, refit=refit, cluster_config=config, progress=progress)
+    finally:
         slot.empty()
-        store[key] = result
-        while len(store) > MAX_ANALYSES:
-            store.popitem(last=False)
-        return result
 
 
 def cluster_settings() -> ClusterConfig:
@@ -81,12 +65,21 @@ def cluster_settings_form() -> ClusterConfig:
     return chosen
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
-def map_figure(key: tuple, color_by: str, highlight_key: str | None, _frame: pd.DataFrame,
-               _regions: pd.DataFrame | None, _highlight: set[str] | None) -> go.Figure:
-    """The latent-map figure, built once per (data ``key``, colouring, highlighted region).
+def map_figure(key: tuple, color_by: str, highlight_key: str | None, frame: pd.DataFrame,
+               regions: pd.DataFrame | None, highlight: set[str] | None) -> go.Figure:
+    """The latent-map figure, built once per (data ``key``, layout, colouring, highlighted region).
 
     Every selection reruns the page; rebuilding a 100k-point figure took 0.4 s of the
-    ~1 s from selection to panel, so reruns reuse the built figure.
+    ~1 s from selection to panel, so reruns reuse the built figure. The layout (a hash of
+    the coordinates, ~1 ms) is part of the key because a refit moves points without
+    changing the data fingerprint.
     """
+    coords = np.ascontiguousarray(frame[["x", "y"]].to_numpy(dtype=np.float32))
+    layout = hashlib.blake2b(coords.tobytes(), digest_size=12).hexdigest()
+    return _map_figure(key, layout, color_by, highlight_key, frame, regions, highlight)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _map_figure(key: tuple, layout: str, color_by: str, highlight_key: str | None, _frame: pd.DataFrame,
+                _regions: pd.DataFrame | None, _highlight: set[str] | None) -> go.Figure:
     return latent_map_figure(_frame, color_by=color_by, regions=_regions, highlight=_highlight)
