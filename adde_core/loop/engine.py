@@ -48,6 +48,8 @@ __all__ = ["STOPPING_KEY", "Context", "Engine", "IterationSummary", "LoopConfig"
 STOPPING_KEY = "stopping_config"
 #: A trained generator is reused until its training set grew by more than this factor.
 RETRAIN_GROWTH = 1.25
+#: Storage meta key of generated/kept counts per iteration and generator (gate rejections feed the adaptation).
+GATE_KEY = "gate_counts"
 
 
 class Reviewer(Protocol):
@@ -249,7 +251,8 @@ class Engine:
                                                         random_state=self.config.random_state),
                                     in_dataset=in_dataset, subgroup_columns=[], fingerprint=ctx.reference.key)
         available = set(map(str, ws.ids[ws.available]))
-        return [r for r in found.regions if any(str(i) in available for i in r.member_ids)]
+        regions = [r for r in found.regions if any(str(i) in available for i in r.member_ids)]
+        return regions + error_regions(ctx, Z, rows, subgroup=self.storage.subgroup)
 
     def plan(self, ctx: Context | None = None, *, coords: np.ndarray | None = None) -> Plan:
         """Regions in the order the loop recommends, why, and the weights and split to use now."""
@@ -258,22 +261,30 @@ class Engine:
         ctx = ctx or self.context()
         state = self.state()
         regions = self.detect_regions(ctx, coords=coords)
-        ids = [r.region_id for r in regions]
+        failure = region_failure(ctx, regions, subgroup=self.storage.subgroup)
+        # Where the model fails first (val error, pool uncertainty, subgroup under-representation),
+        # ties by sparsity; marked regions go first when the loop adapts.
+        ids = [r.region_id for r in sorted(regions, key=lambda r: -failure[r.region_id]["priority"])]
         if self.config.adapt:
-            order = state.select_regions(ids, len(ids))
+            marked = [r for r in state.regions_to_revisit if r in ids]
+            order = marked + [r for r in ids if r not in marked]
         else:
             order = ids
         by_id = {r.region_id: r for r in regions}
         reasons = {}
         bandit = state.bandit()
         for rid in order:
-            if rid in state.regions_to_revisit:
-                reasons[rid] = "marked for revisiting: a reviewer flagged edge cases here"
+            f = failure[rid]
+            why = (f"val error {f['val_error']:.2f} over {f['n_val']} val items, pool uncertainty "
+                   f"{f['pool_uncertainty']:.2f}" + (f", subgroup under-represented by {f['under']:.2f}"
+                                                     if f["under"] > 0 else ""))
+            if rid in state.regions_to_revisit and self.config.adapt:
+                reasons[rid] = "marked for revisiting: a reviewer flagged edge cases here; " + why
             elif rid in bandit.stats:
                 n, mean = bandit.stats[rid]
-                reasons[rid] = f"acquired {n}× before, mean reward {mean:+.3f} (UCB {bandit.ucb(rid):+.3f})"
+                reasons[rid] = f"{why}; acquired {n}× before, mean reward {mean:+.3f}"
             else:
-                reasons[rid] = f"not tried yet; {by_id[rid].score:.1f}× thinner than expected ({by_id[rid].kind})"
+                reasons[rid] = f"{why}; {by_id[rid].score:.1f}× thinner than expected ({by_id[rid].kind})"
         weights = state.weights
         if not self.config.use_diversity:
             weights = RankingWeights(alpha=weights.alpha, beta=0.0, gamma=weights.gamma)
@@ -338,6 +349,13 @@ class Engine:
                                        register=self.storage.register_generated, n=n, label=label, prompt=prompt,
                                        gate_config=gate_config, strategy=strategy, weights=weights, seed=seed,
                                        generator_name=name)
+        counts = dict(self.storage.get_meta(GATE_KEY) or {})
+        per_gen = dict(counts.get(str(ctx.ws.iteration)) or {})
+        made, kept = per_gen.get(name, [0, 0])
+        per_gen[name] = [int(made) + int(proposal.summary.get("n_generated", 0)),
+                         int(kept) + int(proposal.summary.get("n_kept", 0))]
+        counts[str(ctx.ws.iteration)] = per_gen
+        self.storage.set_meta(GATE_KEY, counts)
         return self.storage.save_proposal(proposal, ctx.ws.iteration), proposal
 
     # ---------------------------------------------------------------- review
@@ -406,19 +424,65 @@ class Engine:
         before, after = rows[t_new - 1].get("metrics") or {}, rows[t_new].get("metrics") or {}
         reviewed = storage.reviewed(t_new - 1)
         state = replace(state, weights=self._acted_weights(reviewed, state.weights))
-        new_state, effects, gains = self._adapt(state, reviewed, before, after)
+        new_state, effects, gains = self._adapt(state, reviewed, before, after, ctx=ctx, iteration=t_new - 1)
         stop = self._stop()
         extra = {"effects": effects, **gains, "stop": stop.stop, "stop_reason": stop.reason,
                  "alpha": new_state.weights.normalized()[0], "beta": new_state.weights.normalized()[1],
                  "gamma": new_state.weights.normalized()[2], "generation_share": new_state.generation_share,
+                 **{f"arm_labels_{a}": n for a, n in arm_labels(reviewed).items()},
                  "adaptive_state": new_state.to_dict()}
         storage.save_metrics(t_new, extra, phase="adapted")
         after = {**after, **extra}
         added = {str(k): int(v) for k, v in (after.get("added") or {}).items()}
         return IterationSummary(t_new, added, after, effects, stop.reason if stop.stop else None)
 
+    def _arm_gain(self, ctx: Context, reviewed: pd.DataFrame) -> dict[str, tuple[int, float]]:
+        """Each arm's labels and the val gain lost when the head is refitted without that arm's accepted picks.
+
+        The gain is val accuracy plus a tenth of the val log-likelihood (a smoother tie-breaker),
+        head refitted exactly as :meth:`context` fits it. Only sets acquired by a named arm count.
+        """
+        from adde_core.loop.storage import FREE_REVIEWERS, VALID_ACTIONS
+
+        reviewed = reviewed[~reviewed["reviewer"].isin(FREE_REVIEWERS)]
+        arms = reviewed["strategy"].map(arm_of_strategy)
+        arms = arms.where(reviewed["mode"] != "generate", "generate")
+        labels = arms.dropna().value_counts()
+        if len(labels) < 2:
+            return {}
+        ws = ctx.ws
+        val = (ws.role == "val") & ws.labelled
+        if not val.any():
+            return {}
+        y_val = ws.label[val].astype(str)
+
+        def score(mask: np.ndarray) -> float:
+            y = ws.label[mask].astype(str)
+            if len(np.unique(y)) < 2:
+                return -np.inf
+            head = fit_head(ws.X[mask], y, random_state=self.config.random_state)
+            proba = head.predict_proba(ws.X[val])
+            col = pd.Index(head.classes_).get_indexer(y_val)
+            p = np.where(col >= 0, proba[np.arange(len(y_val)), np.maximum(col, 0)], 0.0)
+            acc = float((head.classes_[proba.argmax(axis=1)] == y_val).mean())
+            return acc + 0.1 * float(np.log(np.clip(p, 1e-6, 1.0)).mean())
+
+        full = ws.in_dataset
+        base = score(full)
+        pos = ws.index
+        out = {}
+        for arm, n in labels.items():
+            ok = (arms == arm) & reviewed["action"].isin(VALID_ACTIONS)
+            rows = [pos[str(i)] for i in reviewed.loc[ok, "item_id"] if str(i) in pos]
+            without = full.copy()
+            without[rows] = False
+            gain = base - score(without) if rows else 0.0
+            out[str(arm)] = (int(n), float(gain) if np.isfinite(gain) else 0.0)
+        return out
+
     def _adapt(self, state: AdaptiveState, reviewed: pd.DataFrame, before: Mapping[str, Any],
-               after: Mapping[str, Any]) -> tuple[AdaptiveState, list[str], dict[str, float]]:
+               after: Mapping[str, Any], *, ctx: Context | None = None, iteration: int | None = None
+               ) -> tuple[AdaptiveState, list[str], dict[str, float]]:
         val_gain = float((after.get("val_accuracy") or 0.0) - (before.get("val_accuracy") or 0.0)) \
             if before.get("val_accuracy") is not None else 0.0
         v0 = float(before.get("vendi_q1") or 0.0)
@@ -426,7 +490,9 @@ class Engine:
         gains = {"val_gain": val_gain, "diversity_gain": diversity_gain}
         if not self.config.adapt:
             return state, ["adaptation is off: weights, split and region rewards stay as they are"], gains
-        outcome = outcome_from_reviewed(reviewed, val_gain, diversity_gain)
+        gate = (self.storage.get_meta(GATE_KEY) or {}).get(str(iteration), {}) if iteration is not None else {}
+        outcome = outcome_from_reviewed(reviewed, val_gain, diversity_gain, gate=gate,
+                                        arm_gain=self._arm_gain(ctx, reviewed) if ctx is not None else {})
         new_state, effects = update_state(state, outcome)
         if not self.config.use_diversity:
             from adde_core.ranking import RankingWeights
@@ -469,8 +535,33 @@ class Policy(Protocol):
         """Acquire and have ``reviewer`` review up to ``engine.config.budget`` candidates."""
 
 
-def outcome_from_reviewed(reviewed: pd.DataFrame, val_gain: float, diversity_gain: float) -> IterationOutcome:
-    """The evidence adaptation learns from: shown/accepted by source, flags, per-region credit."""
+#: Acquisition arm of a pool-ranking strategy (the portfolio policy's arms; see adde_core.loop.policies).
+ARM_OF_STRATEGY = {"margin": "margin", "entropy": "margin", "uherding": "coverage", "probcover": "coverage",
+                   "maxherding": "coverage", "typiclust": "typicality", "adde": "region"}
+
+
+def arm_of_strategy(strategy: Any) -> str | None:
+    """The arm a candidate set's ranking strategy belongs to (None: not an arm)."""
+    return ARM_OF_STRATEGY.get(str(strategy)) if isinstance(strategy, str) else None
+
+
+def arm_labels(reviewed: pd.DataFrame) -> dict[str, int]:
+    """Labels spent per acquisition arm in ``reviewed`` (generation counted as the ``generate`` arm)."""
+    from adde_core.loop.storage import FREE_REVIEWERS
+
+    reviewed = reviewed[~reviewed["reviewer"].isin(FREE_REVIEWERS)]
+    arms = reviewed["strategy"].map(arm_of_strategy).where(reviewed["mode"] != "generate", "generate")
+    return {str(k): int(v) for k, v in arms.dropna().value_counts().items()}
+
+
+def outcome_from_reviewed(reviewed: pd.DataFrame, val_gain: float, diversity_gain: float, *,
+                          gate: Mapping[str, Any] | None = None,
+                          arm_gain: Mapping[str, tuple[int, float]] | None = None) -> IterationOutcome:
+    """The evidence adaptation learns from: shown/accepted by source, flags, per-region credit.
+
+    ``gate`` is ``{generator: [generated, kept]}`` of the iteration (the images the gate dropped count
+    as generated and not accepted); ``arm_gain`` each arm's labels and measured gain.
+    """
     from adde_core.loop.storage import FREE_REVIEWERS, VALID_ACTIONS
 
     reviewed = reviewed[~reviewed["reviewer"].isin(FREE_REVIEWERS)]
@@ -493,7 +584,117 @@ def outcome_from_reviewed(reviewed: pd.DataFrame, val_gain: float, diversity_gai
         shown_by_generator={str(k): int(v) for k, v in by_generator.items()},
         region_val_gain={r: val_gain * n / total for r, n in region_acc.items()},
         region_diversity_gain={r: diversity_gain * n / total for r, n in region_acc.items()},
-        flags=tuple(flags))
+        flags=tuple(flags),
+        gate_rejected={str(k): max(0, int(v[0]) - int(v[1])) for k, v in (gate or {}).items()},
+        accepted_by_generator={str(k): int(v) for k, v in
+                               gen[gen["action"].isin(VALID_ACTIONS)]["generator"].fillna("generator")
+                               .value_counts().items()},
+        arm_gain=dict(arm_gain or {}))
+
+
+def region_failure(ctx: Context, regions: list["SparseRegion"], *, subgroup: str | None = None
+                   ) -> dict[str, dict[str, float]]:
+    """How badly the current head does in each region: the evidence the plan orders regions by.
+
+    ``val_error`` is the head's error on the region's val members, smoothed toward the overall
+    val error with a prior of ``_ERROR_PRIOR`` items; ``pool_uncertainty`` the mean 1 − margin of
+    its undecided pool members; ``under`` (with a subgroup set) the largest shortfall of a
+    subgroup value's share in D_t against its share in val, within the classes it misses (how much thinner that class's
+    subgroup is in D_t than in val). ``priority = val_error * (1 + under) * log(1 + misclassified
+    val members)`` (pool uncertainty breaks ties): where the model fails, not density alone.
+    """
+    ws, head = ctx.ws, ctx.head
+    pos = ws.index
+    val = (ws.role == "val") & ws.labelled
+    data_rows, _ = ws.dataset_and_pending
+    in_data = np.zeros(len(ws.ids), dtype=bool)
+    in_data[data_rows] = True
+    all_rows = np.flatnonzero(val | ws.available)
+    probs = head.predict_proba(ws.X[all_rows]) if len(all_rows) else np.zeros((0, len(head.classes_)))
+    pred = np.full(len(ws.ids), None, dtype=object)
+    unc = np.zeros(len(ws.ids))
+    if len(all_rows):
+        pred[all_rows] = head.classes_[probs.argmax(axis=1)]
+        top2 = np.sort(probs, axis=1)[:, -2:] if probs.shape[1] > 1 else np.hstack([np.zeros_like(probs), probs])
+        unc[all_rows] = 1.0 - (top2[:, 1] - top2[:, 0])
+    wrong = val & (pred.astype(str) != ws.label.astype(str))
+    base = float(wrong.sum() / max(val.sum(), 1))
+    out = {}
+    for r in regions:
+        rows = np.asarray([pos[str(i)] for i in r.member_ids if str(i) in pos], dtype=np.int64)
+        v = rows[val[rows]]
+        p = rows[ws.available[rows]]
+        err = float((wrong[v].sum() + _ERROR_PRIOR * base) / (len(v) + _ERROR_PRIOR))
+        u = float(unc[p].mean()) if len(p) else 0.0
+        under = 0.0
+        if subgroup and ws.groups is not None and len(v):
+            # Within the classes of the region's wrong val items: is its subgroup thinner in D_t than in val?
+            for c, g in set(zip(ws.label[v[wrong[v]]].astype(str), ws.groups[v[wrong[v]]])):
+                cls_val = val & (ws.label.astype(str) == c)
+                cls_dt = in_data & (ws.label.astype(str) == c)
+                want = float((ws.groups[cls_val] == g).mean()) if cls_val.any() else 0.0
+                got = float((ws.groups[cls_dt] == g).mean()) if cls_dt.any() else 0.0
+                under = max(under, want - got)
+        priority = err * (1 + under) * float(np.log1p(wrong[v].sum())) + u / 100
+        out[r.region_id] = {"val_error": err, "n_val": int(len(v)), "pool_uncertainty": u, "under": under,
+                            "priority": priority}
+    return out
+
+
+#: Val items of prior weight when smoothing a region's error toward the overall error.
+_ERROR_PRIOR = 3
+#: A class needs this many misclassified val items to get a model-error region.
+MIN_ERRORS = 3
+#: Undecided pool items per misclassified val item that join its model-error region.
+ERROR_NEIGHBOURS = 5
+
+
+def error_regions(ctx: Context, Z: np.ndarray, rows: np.ndarray, *, subgroup: str | None = None
+                  ) -> list["SparseRegion"]:
+    """Regions where the model fails: per true class (and subgroup value, when one is set), its misclassified
+    val items and their nearest pool items.
+
+    ``Z`` are the reference-space coordinates of ``rows`` (real seed/pool/val rows). The region id
+    ``model_error/<class>`` (``model_error/<class>/<subgroup>=<value>``) is stable across
+    iterations; the region disappears once fewer than ``MIN_ERRORS`` of its val items are wrong.
+    Val labels are the user's own (never the pool's).
+    """
+    from adde_core.analysis.regions import SparseRegion
+
+    ws, head = ctx.ws, ctx.head
+    is_val = (ws.role[rows] == "val") & ws.labelled[rows]
+    is_pool = ws.available[rows]
+    if not is_val.any() or not is_pool.any():
+        return []
+    v = np.flatnonzero(is_val)
+    pred = head.classes_[head.predict_proba(ws.X[rows[v]]).argmax(axis=1)]
+    truth = ws.label[rows[v]].astype(str)
+    wrong = pred != truth
+    pool_local = np.flatnonzero(is_pool)
+    Zp = Z[pool_local]
+    out = []
+    use_groups = bool(subgroup) and ws.groups is not None
+    groups = ws.groups[rows[v]].astype(str) if use_groups else np.full(len(v), "", dtype=object)
+    for c, g in sorted(set(zip(truth[wrong], groups[wrong]))):
+        cell = (truth == c) & (groups == g)
+        errs = v[wrong & cell]
+        if len(errs) < MIN_ERRORS:
+            continue
+        d = ((Z[errs] ** 2).sum(1)[:, None] - 2 * Z[errs] @ Zp.T + (Zp ** 2).sum(1)[None, :])
+        near = np.argsort(d, axis=1, kind="stable")[:, :ERROR_NEIGHBOURS]
+        members = np.concatenate([errs, pool_local[np.unique(near)]])
+        ids = ws.ids[rows[members]]
+        confused = pd.Series(pred[wrong & cell]).value_counts()
+        what = f"class {c}" + (f" with {subgroup}={g}" if use_groups else "")
+        reason = (f"The model misclassifies {len(errs)} of {int(cell.sum())} val items of {what} "
+                  f"(mostly as {', '.join(map(str, confused.index[:2]))}); their nearest pool items.")
+        out.append(SparseRegion(
+            region_id=f"model_error/{c}" + (f"/{subgroup}={g}" if use_groups else ""), kind="model_error", score=float(len(errs)), member_ids=np.asarray(ids),
+            centroid=ws.X[rows[members]].mean(axis=0), centroid_2d=None,
+            role_counts={"val": int(len(errs)), "pool": int(len(members) - len(errs))},
+            label_counts={str(c): int(len(errs))}, subgroup_counts={}, n_unlabelled=int(len(members) - len(errs)),
+            nearest_dataset_ids=(), reason=reason))
+    return out
 
 
 def split_slots(n: int, parts: int) -> list[int]:

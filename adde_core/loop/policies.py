@@ -5,7 +5,9 @@ One registry, :data:`POLICIES`, serves ``simulate --strategy`` and oracle steppi
 * every entry of :data:`adde_core.ranking.STRATEGIES` (random, margin, entropy, coreset, typiclust, and
   any added later) as a pool-ranking policy: rank the whole available pool with that strategy and
   show the top ``budget`` items to the reviewer;
-* ``adde`` and its ablations ``adde-no-gen``, ``adde-no-div``, ``adde-no-adapt`` (:class:`AddePolicy`);
+* ``adde`` (:class:`AddePolicy`: a budget split over acquisition arms learnt from measured
+  val gain per label) and its ablations ``adde-no-gen``, ``adde-no-div``, ``adde-no-adapt``;
+  ``adde-regions``, the region-only policy the portfolio's ``region`` arm runs (:class:`RegionPolicy`);
 * the loop baselines ``seed-only`` (no acquisition), ``mads-naive`` (pseudo-labels, no reviewer)
   and ``static-aug`` (label-preserving augmentation of rare classes once, then random).
 """
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
     from adde_core.working_set import WorkingSet
     from adde_core.store.decisions import DecisionRequest
 
-__all__ = ["POLICIES", "AddePolicy", "PoolRanking", "policy_names"]
+__all__ = ["ARM_STRATEGIES", "POLICIES", "AddePolicy", "PoolRanking", "RegionPolicy", "policy_names"]
 
 
 @dataclass
@@ -157,7 +159,7 @@ class StaticAugmentation:
 
 
 @dataclass
-class AddePolicy:
+class RegionPolicy:
     """ADDE: regions the loop recommends → retrieval (+ generation) ranked by α·U + β·Div + γ·Q → review → adapt.
 
     Each iteration: take the plan's first ``n_regions`` regions (revisit marks, then UCB over past
@@ -174,9 +176,13 @@ class AddePolicy:
     (``generate``, ``use_diversity``, ``adapt``) set to False.
     """
 
-    name: str = "adde"
+    name: str = "adde-regions"
 
     def acquire(self, engine: Engine, reviewer: Reviewer) -> None:
+        self.acquire_budget(engine, reviewer, engine.config.budget)
+
+    def acquire_budget(self, engine: Engine, reviewer: Reviewer, budget: int, *, fill: bool = True) -> int:
+        """Spend up to ``budget`` labels on the plan's regions (generation share included); returns labels spent."""
         from adde_core.acquisition.acquire import RegionSpec
 
         cfg = engine.config
@@ -185,7 +191,7 @@ class AddePolicy:
         by_id = {r.region_id: r for r in plan.regions}
         can_gen = cfg.generate and engine.can_generate(ctx.ws)
         spent = 0
-        for rid, slots in zip(plan.chosen, split_slots(cfg.budget, len(plan.chosen))):
+        for rid, slots in zip(plan.chosen, split_slots(budget, len(plan.chosen))):
             if slots == 0:
                 continue
             region = RegionSpec.from_sparse(by_id[rid])
@@ -202,12 +208,85 @@ class AddePolicy:
             set_id, proposal = engine.retrieve(region, k=min(cfg.retrieve_factor * n_ret, int(ctx.ws.available.sum())),
                                                weights=plan.weights, ctx=ctx)
             spent += engine.review(reviewer, set_id, proposal, n_ret)
-        short = cfg.budget - spent
+        short = budget - spent
         ctx = engine.context()
-        if short > 0 and ctx.ws.available.any():
+        if fill and short > 0 and ctx.ws.available.any():
             from adde_core.acquisition.acquire import rank_pool
 
             proposal = rank_pool(ctx.ws, ctx.head, k=short, strategy="margin", random_state=cfg.random_state)
+            set_id = engine.storage.save_proposal(proposal, ctx.ws.iteration)
+            spent += engine.review(reviewer, set_id, proposal)
+        return spent
+
+
+#: The portfolio's arms that rank the whole pool, and the registry strategy each one runs.
+ARM_STRATEGIES: dict[str, str] = {"margin": "margin", "coverage": "uherding", "typicality": "typiclust"}
+
+
+@dataclass
+class AddePolicy:
+    """ADDE as a portfolio: the round's budget is split across acquisition arms by what each one measurably paid.
+
+    Arms: ``region`` (the plan's regions, where the model fails: retrieval ranked by α·U + β·Div +
+    γ·Q, plus generation at the adaptive generation share — :class:`RegionPolicy`), ``margin``
+    (uncertainty), ``coverage`` (UHerding: kernel coverage weighted by margin) and ``typicality``
+    (TypiClust). The first round splits evenly (nothing is known). After each round the engine
+    credits every arm with the val gain lost when the head is refitted without that arm's picks
+    (:meth:`~adde_core.loop.engine.Engine.close`), and the next split is the posterior probability
+    that each arm has the best gain per label (:meth:`~adde_core.loop.adaptive.AdaptiveState.arm_shares`),
+    floored at 5 %. So an arm that does not pay shrinks to its floor within a few rounds, and
+    the data decides whether coverage (typical at cold start) or uncertainty (later) leads.
+
+    Ablations: ``adde-no-gen`` (no generation), ``adde-no-div`` (no coverage/typicality arms, β = 0),
+    ``adde-no-adapt`` (even split every round, weights fixed).
+    """
+
+    name: str = "adde"
+
+    def arms(self, engine: Engine) -> list[str]:
+        """The arms this configuration may use."""
+        if not engine.config.use_diversity:
+            return ["region", "margin"]
+        return ["region", "margin", "coverage", "typicality"]
+
+    def allocation(self, engine: Engine, budget: int) -> dict[str, int]:
+        """Labels per arm this round (largest remainder of ``budget`` over the shares)."""
+        import math
+
+        arms = self.arms(engine)
+        state = engine.state()
+        it = engine.storage.working_set().iteration
+        shares = state.arm_shares(arms, seed=engine.config.random_state * 1000 + it) if engine.config.adapt \
+            else {a: 1.0 / len(arms) for a in arms}
+        exact = {a: budget * shares[a] for a in arms}
+        alloc = {a: math.floor(x) for a, x in exact.items()}
+        for a in sorted(arms, key=lambda a: (-(exact[a] - alloc[a]), arms.index(a)))[: budget - sum(alloc.values())]:
+            alloc[a] += 1
+        return alloc
+
+    def acquire(self, engine: Engine, reviewer: Reviewer) -> None:
+        from adde_core.acquisition.acquire import rank_pool
+
+        budget = engine.config.budget
+        alloc = self.allocation(engine, budget)
+        spent = 0
+        # Largest allotment first: the arm the evidence favours picks before the others see its picks.
+        for arm in sorted(alloc, key=lambda a: -alloc[a]):
+            n = alloc[arm]
+            ctx = engine.context()
+            if n <= 0 or not ctx.ws.available.any():
+                continue
+            if arm == "region":
+                spent += RegionPolicy().acquire_budget(engine, reviewer, n, fill=False)
+                continue
+            proposal = rank_pool(ctx.ws, ctx.head, k=n, strategy=ARM_STRATEGIES[arm],
+                                 random_state=engine.config.random_state + 1000 * ctx.ws.iteration)
+            set_id = engine.storage.save_proposal(proposal, ctx.ws.iteration)
+            spent += engine.review(reviewer, set_id, proposal)
+        ctx = engine.context()
+        if budget - spent > 0 and ctx.ws.available.any():
+            proposal = rank_pool(ctx.ws, ctx.head, k=budget - spent, strategy="margin",
+                                 random_state=engine.config.random_state)
             set_id = engine.storage.save_proposal(proposal, ctx.ws.iteration)
             engine.review(reviewer, set_id, proposal)
 
@@ -220,7 +299,8 @@ def _registry() -> dict[str, Callable[[], object]]:
     from adde_core.ranking import STRATEGIES
 
     out: dict[str, Callable[[], object]] = {"adde": AddePolicy, "adde-no-gen": AddePolicy,
-                                            "adde-no-div": AddePolicy, "adde-no-adapt": AddePolicy}
+                                            "adde-no-div": AddePolicy, "adde-no-adapt": AddePolicy,
+                                            "adde-regions": RegionPolicy}
     out.update({name: _pool_policy(name) for name in STRATEGIES if name != "adde"})
     out.update({"seed-only": SeedOnly, "mads-naive": NaivePseudoLabel, "static-aug": StaticAugmentation})
     return out
@@ -230,7 +310,8 @@ def _registry() -> dict[str, Callable[[], object]]:
 POLICIES: dict[str, Callable[[], object]] = _registry()
 #: LoopConfig switches of each ADDE variant.
 ABLATIONS: dict[str, dict[str, bool]] = {"adde": {}, "adde-no-gen": {"generate": False},
-                                         "adde-no-div": {"use_diversity": False}, "adde-no-adapt": {"adapt": False}}
+                                         "adde-no-div": {"use_diversity": False}, "adde-no-adapt": {"adapt": False},
+                                         "adde-regions": {}}
 #: The pre-engine name of margin sampling, kept so old commands still run.
 ALIASES = {"uncertainty": "margin"}
 

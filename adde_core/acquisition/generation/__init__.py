@@ -18,6 +18,7 @@ from adde_core.acquisition.generation.base import (
 )
 from adde_core.acquisition.generation.cvae import ConditionalVAE
 from adde_core.acquisition.generation.diffusion import DiffusersGenerator, describe_region_prompt
+from adde_core.acquisition.generation.flow import FlowMatchingGenerator
 from adde_core.registry import create_from_registry
 
 DEFAULT_GENERATOR = "cvae"
@@ -26,6 +27,7 @@ GENERATORS: dict[str, type] = {
     "cvae": ConditionalVAE,
     "augment": AugmentationGenerator,
     "diffusers": DiffusersGenerator,
+    "flow": FlowMatchingGenerator,
 }
 """Generator classes by name; adding one is one class plus one line here."""
 
@@ -60,6 +62,7 @@ __all__ = [
     "BaseGenerator",
     "ConditionalVAE",
     "DiffusersGenerator",
+    "FlowMatchingGenerator",
     "GeneratedBatch",
     "Generator",
     "ProgressCallback",

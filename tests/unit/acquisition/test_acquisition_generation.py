@@ -400,8 +400,9 @@ def test_diffusers_loads_a_real_pipeline_from_a_local_folder(tmp_path):
 
 # --------------------------------------------------------------------------- registry and data classes
 def test_registry_builds_every_generator_and_rejects_bad_names():
-    assert set(GENERATORS) == {"cvae", "augment", "diffusers"}
-    for name, params in [("cvae", {"epochs": 3}), ("augment", {}), ("diffusers", {"model": "x/y"})]:
+    assert set(GENERATORS) == {"cvae", "augment", "diffusers", "flow"}
+    for name, params in [("cvae", {"epochs": 3}), ("augment", {}), ("diffusers", {"model": "x/y"}),
+                         ("flow", {"epochs": 2})]:
         gen = create_generator(name, **params)
         assert isinstance(gen, Generator) and isinstance(gen.key, str) and gen.key
     assert create_generator("cvae", epochs=3).get_params()["epochs"] == 3
@@ -465,3 +466,26 @@ def test_region_target_from_a_detected_region(tmp_path, animal_subset):
     everything = RegionTarget.from_region(region, items, max_images=10)
     assert len(everything.member_images) == 6  # the val member lends no image: nothing generated from val leaks
     assert len(RegionTarget.from_region(region, items, max_images=10, image_roles=None).member_images) == 7
+
+
+# --------------------------------------------------------------------------- flow matching
+def test_flow_matching_samples_are_uint8_deterministic_and_aimed_at_the_region(trained, embedder):
+    """Trained on the same subset as the CVAE: samples land near the region and its class, like the CVAE's or closer."""
+    from adde_core.acquisition.generation import FlowMatchingGenerator
+
+    images, labels, vectors = trained.images, trained.labels, trained.vectors
+    flow = FlowMatchingGenerator(epochs=40, random_state=0).fit(list(images), list(labels), conditions=vectors)
+    region = knn_region(vectors, images, labels, anchor=0)
+    batch = flow.generate(region, 12, seed=3)
+    assert len(batch.images) == 12 and all(im.dtype == np.uint8 and im.shape == images[0].shape
+                                           for im in batch.images)
+    again = flow.generate(region, 12, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(batch.images, again.images))
+    assert batch.generator.startswith("flow@") and set(batch.labels) == {labels[0]}
+    emb = embedder.embed_images([Image.fromarray(a) for a in batch.images])
+    emb_cvae = embedder.embed_images([Image.fromarray(a) for a in trained.model.generate(region, 12, seed=3).images])
+    d_flow = np.median(cosine_distance(emb / np.linalg.norm(emb, axis=1, keepdims=True), region.centroid))
+    d_cvae = np.median(cosine_distance(emb_cvae / np.linalg.norm(emb_cvae, axis=1, keepdims=True), region.centroid))
+    assert d_flow <= d_cvae + 0.05, (d_flow, d_cvae)
+    with pytest.raises(AddeError, match="start"):
+        FlowMatchingGenerator(start=1.5).fit(list(images[:4]), list(labels[:4]))

@@ -11,7 +11,8 @@ import pytest
 
 from adde_core.errors import AddeError
 from adde_core.loop import AdaptiveState, IterationOutcome, RegionBandit, update_state
-from adde_core.loop.adaptive import FLAG_AMBIGUOUS, FLAG_BIASED, FLAG_EDGE_CASE, SOURCES
+from adde_core.loop.adaptive import (ARM_MIN_SHARE, FLAG_AMBIGUOUS, FLAG_BIASED, FLAG_EDGE_CASE,
+                                    GENERATION_SHARE_BOUNDS, SOURCES)
 from adde_core.ranking import RankingWeights
 
 
@@ -74,12 +75,12 @@ def test_high_generation_acceptance_raises_split_to_its_bound_and_relaxes_gamma(
         shares.append(state.generation_share)
     assert shares[0] > 0.5 and state.weights.gamma < 0.2
     assert all(b >= a for a, b in itertools.pairwise(shares))
-    assert max(shares) == pytest.approx(20 / 22 / (20 / 22 + 3 / 22), abs=1e-4)  # target 0.8696, inside [0.1, 0.9]
+    assert max(shares) == pytest.approx(20 / 22 / (20 / 22 + 3 / 22), abs=1e-4)  # target 0.8696, inside the bounds
     low = IterationOutcome(shown={"retrieve": 100, "generate": 100}, accepted={"retrieve": 100, "generate": 0})
     state = AdaptiveState()
     for _ in range(30):
         state, _ = update_state(state, low)
-    assert state.generation_share == pytest.approx(0.1)
+    assert state.generation_share == pytest.approx(GENERATION_SHARE_BOUNDS[0])
 
 
 def test_no_evidence_changes_nothing():
@@ -110,7 +111,7 @@ def test_weights_sum_to_one_and_stay_above_floor_on_random_outcomes():
             w = state.weights.as_tuple()
             assert sum(w) == pytest.approx(1.0, abs=1e-12)
             assert min(w) >= 0.05 - 1e-12
-            assert 0.1 <= state.generation_share <= 0.9
+            assert GENERATION_SHARE_BOUNDS[0] <= state.generation_share <= GENERATION_SHARE_BOUNDS[1]
 
 
 def test_persistent_diversity_wins_drive_alpha_to_the_floor():
@@ -276,3 +277,43 @@ def test_state_round_trips_through_json():
         AdaptiveState.from_dict({**data, "version": 99})
     with pytest.raises(AddeError, match="malformed"):
         AdaptiveState.from_dict({**data, "region_stats": {"r1": {"mean": 0.1}}})
+
+
+def test_gate_rejected_generations_bring_the_share_to_5_percent_by_round_3():
+    # Every round the generator makes 12 images and the gate keeps none: nothing generated is shown.
+    outcome = IterationOutcome(shown={"retrieve": 30}, accepted={"retrieve": 27}, val_gain=0.01,
+                               gate_rejected={"cvae": 12})
+    state = AdaptiveState(generation_share=0.2)
+    shares = []
+    for _ in range(3):
+        state, effects = update_state(state, outcome)
+        shares.append(state.generation_share)
+    assert shares[1] <= 0.05 and shares[2] <= 0.05
+    assert shares[0] == pytest.approx(0.05)  # quartered in the first failing round
+    assert state.generator_weight("cvae") < 1.0
+    assert any("rejected by the gate" in e for e in effects)
+
+
+def test_accepted_generations_are_not_cut():
+    outcome = IterationOutcome(shown={"retrieve": 20, "generate": 10}, accepted={"retrieve": 18, "generate": 9},
+                               gate_rejected={"cvae": 2}, accepted_by_generator={"cvae": 9},
+                               shown_by_generator={"cvae": 10})
+    new, _ = update_state(AdaptiveState(generation_share=0.2), outcome)
+    assert new.generation_share > 0.2
+
+
+def test_arm_shares_even_without_evidence_and_follow_measured_gain():
+    state = AdaptiveState()
+    arms = ["region", "margin", "coverage", "typicality"]
+    assert state.arm_shares(arms) == {a: 0.25 for a in arms}
+    good = IterationOutcome(arm_gain={"region": (8, 0.04), "margin": (8, 0.0), "coverage": (7, 0.005),
+                                      "typicality": (7, -0.002)})
+    for _ in range(3):
+        state, effects = update_state(state, good)
+    shares = state.arm_shares(arms)
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert max(shares, key=shares.get) == "region" and shares["region"] > 0.5
+    assert min(shares.values()) >= ARM_MIN_SHARE / 1.0 / (1 + 4 * ARM_MIN_SHARE) - 1e-9
+    assert any("arm gains" in e for e in effects)
+    back = AdaptiveState.from_dict(json.loads(json.dumps(state.to_dict()))).arm_stats
+    assert {k: pytest.approx(v) for k, v in state.arm_stats.items()} == back
