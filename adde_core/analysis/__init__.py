@@ -73,6 +73,9 @@ class AnalysisResult:
     reused : tuple of str
         Steps taken from the project's stored analysis rather than computed
         (see :mod:`adde_core.analysis.persist`).
+    store_dir : str or None
+        The folder the analysis is stored in (None when it was not stored), where results
+        derived from it (the Diversity cards) are kept too.
     """
 
     map: LatentMap
@@ -84,6 +87,7 @@ class AnalysisResult:
     fingerprint: str
     timings: dict[str, float] = field(default_factory=dict)
     reused: tuple[str, ...] = ()
+    store_dir: str | None = None
 
 
 def analyze_embeddings(X: np.ndarray, ids: Sequence[str], items: pd.DataFrame, *, model_key: str = "",

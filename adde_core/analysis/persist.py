@@ -350,5 +350,5 @@ def analyze_stored(store: AnalysisStore, map_path: Path, *, model_key: str, fing
     tick(4)
     result = AnalysisResult(map=latent, coords=coords, items=aligned.assign(cluster=clusters.labels),
                             clusters=clusters, cluster_table=table, regions=regions, fingerprint=fingerprint,
-                            timings=timings, reused=tuple(reused))
+                            timings=timings, reused=tuple(reused), store_dir=str(rpath.parent))
     return result

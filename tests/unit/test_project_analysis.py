@@ -132,3 +132,23 @@ def test_cluster_quality_note(project):
     text = cluster_quality_text(project.analyze())
     assert "clusters" in text and "largest C0 holds" in text
     assert "noise" in text or "k-means" in text
+
+
+def test_diversity_cards_are_kept_with_the_stored_analysis(project, monkeypatch):
+    from adde_core.analysis import summary
+
+    result = project.analyze()
+    X = project.embeddings(project.default_model_key()).vectors
+    first = summary.summarize_diversity(X, result, q=2.0)
+    assert (project.root / "analysis").rglob(summary._CARDS_FILE)
+    summary._CARDS.clear()  # a restarted server: only the file is left
+
+    def recompute(*args, **kwargs):
+        raise AssertionError("the cards should come from the stored file")
+
+    monkeypatch.setattr(summary, "_cards", recompute)
+    again = summary.summarize_diversity(X, result, q=2.0)
+    assert [(m.key, m.value) for m in again.metrics] == [(m.key, m.value) for m in first.metrics]
+    other_q = summary.summarize_diversity(X, result, q=0.5)  # only Vendi at q is computed
+    assert [m.key for m in other_q.metrics] == [m.key for m in first.metrics]
+    assert next(m for m in other_q.metrics if m.key == "vendi_q").label.startswith("Vendi (q=0.5")
