@@ -90,6 +90,12 @@ def _prepare_demo(project, *, prerun: int = 0) -> None:
         f"{time.perf_counter() - start:.0f} s"
     print(f"analysis: {len(result.items):,} items, "
           f"{result.clusters.n_clusters} clusters, {len(result.regions)} sparse regions ({note})")
+    start = time.perf_counter()
+    with _bar("diversity metrics") as progress:
+        progress(0, 1)
+        project.diversity_summary(result)  # kept next to the stored analysis for the Diversity page
+        progress(1, 1)
+    print(f"diversity metrics: {time.perf_counter() - start:.0f} s")
     if project.metrics_history().empty:
         start = time.perf_counter()
         with _bar("measuring iteration 0") as progress:
