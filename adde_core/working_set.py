@@ -96,8 +96,12 @@ class WorkingSet:
 
     @cached_property
     def pending_rows(self) -> np.ndarray:
-        """Rows of D_valid (accepted this iteration, not yet folded in)."""
-        return self.rows(list(self.pending))
+        """Rows of D_valid (accepted this iteration, not yet folded in), in item-id order.
+
+        Sorted so that the order does not depend on when decisions were made or how a storage
+        returns them: strategies that cluster the labelled set (TypiClust) see the same input.
+        """
+        return self.rows(sorted(self.pending))
 
     @cached_property
     def dataset_and_pending(self) -> tuple[np.ndarray, np.ndarray]:

@@ -192,7 +192,9 @@ class MemoryStorage:
                          "region_id": s.get("region_id"), "alpha": w.get("alpha"), "beta": w.get("beta"),
                          "gamma": w.get("gamma"), "strategy": s.get("strategy"),
                          "generator": self.generator_of.get(item_id)})
-        return pd.DataFrame(rows, columns=REVIEWED_COLUMNS)
+        # In item-id order, as the database returns them, so anything computed from the order
+        # (ties in counts, the order of random draws) is the same on both storages.
+        return pd.DataFrame(rows, columns=REVIEWED_COLUMNS).sort_values("item_id", kind="stable").reset_index(drop=True)
 
     def fold_in(self, iteration: int, config: Mapping[str, Any]) -> dict[str, int]:
         if iteration != self.current:
