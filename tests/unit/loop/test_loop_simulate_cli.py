@@ -69,3 +69,26 @@ def test_digits_manifest_with_pixel_embeddings_runs_adde_and_the_baselines(tmp_p
         spent = sorted(results.loc[results["strategy"] == name, "labels_spent"])
         assert spent == [0, 10, 20], name
     assert "adde` ran without its images part" in (out / "report.md").read_text()
+
+
+def test_subgroup_column_becomes_the_fairness_group_and_an_unknown_one_is_named(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    n_per, d = 60, 8
+    labels = np.repeat(["ant", "bee"], n_per)
+    site = np.tile(["north", "south", "east"], 2 * n_per // 3)
+    X = np.where(labels[:, None] == "ant", 1.5, -1.5) + rng.normal(0, 1, (2 * n_per, d))
+    pd.DataFrame({"id": [f"r{i}" for i in range(len(X))], "label": labels, "site": site}).to_csv(
+        tmp_path / "m.csv", index=False)
+    np.save(tmp_path / "e.npy", X.astype(np.float32))
+    code = main(["ingest", "--project", str(tmp_path / "p"), "--manifest", str(tmp_path / "m.csv"),
+                 "--embeddings", str(tmp_path / "e.npy"), "--subgroup", "skin_tone"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "'skin_tone'" in err and "site" in err  # names the column and the choices
+    out = tmp_path / "out"
+    code = main(["simulate", "--data", str(tmp_path / "p"), "--subgroup", "site", "--strategy", "margin",
+                 "--budget", "10", "--rounds", "1", "--seeds", "1", "--seed-per-class", "4", "--out", str(out)])
+    assert code == 0
+    results = pd.read_csv(out / "results.csv")
+    assert set(results["worst_group"].dropna()) <= {"north", "south", "east"}
+    assert results["worst_group_accuracy"].notna().all()
