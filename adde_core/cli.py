@@ -67,7 +67,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
         print(f"opened demo project {root}")
     else:
         with _bar("building demo") as progress:
-            project, report = Project.create_demo(root, progress=progress)
+            project, report = Project.create_demo(root, progress=progress, database_url=args.database_url)
         _print_report(report)
     if not args.no_embed:
         _embed(project, args.model, {})
@@ -118,7 +118,7 @@ def _prepare_demo(project, *, prerun: int = 0) -> None:
 def cmd_ingest(args: argparse.Namespace) -> None:
     from adde_core.project import Project
 
-    project = Project.open_or_create(args.project)
+    project = Project.open_or_create(args.project, database_url=args.database_url)
     with _bar("ingesting") as progress:
         if args.folder:
             report = project.ingest_folder(args.folder, role=args.role, progress=progress)
@@ -134,7 +134,10 @@ def cmd_ingest(args: argparse.Namespace) -> None:
 def cmd_embed(args: argparse.Namespace) -> None:
     from adde_core.project import Project
 
-    _embed(Project.open(args.project), args.model, _params(args.param))
+    # With a database URL, a teammate's new folder on the shared database can embed straight away.
+    project = Project.open_or_create(args.project, database_url=args.database_url) if args.database_url \
+        else Project.open(args.project)
+    _embed(project, args.model, _params(args.param))
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -144,6 +147,9 @@ def cmd_info(args: argparse.Namespace) -> None:
     print(f"project {project.name} at {project.root} (iteration {project.current_iteration})")
     print(project.counts().to_string(index=False))
     print(project.store.embedding_sets().to_string(index=False))
+    for run in project.interrupted_runs():
+        print(f"interrupted: {run['kind']} run {run['id']} started {run['started_at']:%Y-%m-%d %H:%M:%S}: "
+              f"{run['summary'].get('interrupted', 'its process stopped before it finished')}")
 
 
 def _simulation_data(args: argparse.Namespace, out: Path):
@@ -155,7 +161,7 @@ def _simulation_data(args: argparse.Namespace, out: Path):
     if (path / PROJECT_FILE).exists():
         project = Project.open(path)
     else:
-        project = Project.open_or_create(out / "project")
+        project = Project.open_or_create(out / "project", database_url=args.database_url)
         if project.counts().empty:
             with _bar("ingesting") as progress:
                 if path.is_dir():
@@ -196,6 +202,12 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     project.close()
 
 
+def _database_url(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--database-url", default=None, metavar="URL",
+                   help="when creating the project: a shared database, e.g. postgresql+psycopg://user:pw@host/adde "
+                        "(default: SQLite inside the project folder)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m adde_core`` argument parser."""
     parser = argparse.ArgumentParser(prog="python -m adde_core", description="ADDE command line")
@@ -207,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-embed", action="store_true", help="only build the project")
     p.add_argument("--prerun", type=int, default=0, metavar="N",
                    help="also run N oracle iterations (simulated reviews, labelled as such) for a stakeholder demo")
+    _database_url(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("ingest", help="ingest an image folder or a manifest into a project")
@@ -218,12 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="folder that manifest paths are relative to (default: the manifest's)")
     p.add_argument("--role", default="seed", help="role for the folder, or default role for manifest rows")
     p.add_argument("--subgroup", default=None, help="manifest column to use as the subgroup (fairness, colour-by)")
+    _database_url(p)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("embed", help="embed a project's items (cached: only new items are computed)")
     p.add_argument("--project", required=True)
     p.add_argument("--model", default=None)
     p.add_argument("--param", action="append", default=[], help="embedder parameter key=value (repeatable)")
+    _database_url(p)
     p.set_defaults(func=cmd_embed)
 
     from adde_core.loop.policies import policy_names
@@ -244,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--seed-per-class", type=int, default=10, help="seed size per class when the data has no split")
     p.add_argument("--out", default=None, help="report folder (default simulations/<timestamp>)")
+    _database_url(p)
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("info", help="print a project's counts and embedding sets")

@@ -16,7 +16,7 @@ from adde_core.errors import AddeError
 from adde_core.memo import Memo
 from adde_core.review.oracle import ORACLE_REVIEWER
 from adde_core.store import Store
-from adde_core.store.database import StoredEmbeddings, data_fingerprint, slugify
+from adde_core.store.database import StoredEmbeddings, data_fingerprint, shown_url, slugify
 from adde_core.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from adde_core.working_set import WorkingSet
 
 PROJECT_FILE = "adde_project.json"
+#: Store meta key: the data root recorded by the first project on a shared database.
+DATA_ROOT_KEY = "data_root"
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,9 @@ class Project:
     """An ADDE project stored in a folder.
 
     Use :meth:`create`, :meth:`open` or :meth:`open_or_create` rather than the constructor.
-    The folder holds ``adde_project.json`` (name and database URL), ``adde.db`` (SQLite,
-    unless the config points at another database), ``embeddings/`` and ``cache/``.
+    The folder holds ``adde_project.json`` (name, database URL, data root), ``adde.db`` (SQLite,
+    unless the config points at another database: a team shares one PostgreSQL database, each
+    member with their own folder), ``maps/`` and ``cache/``. Embedding arrays live in the database.
     """
 
     def __init__(self, root: Path, config: dict[str, Any]) -> None:
@@ -72,7 +75,10 @@ class Project:
         self.config = config
         url = config.get("database_url") or f"sqlite:///{self.root / 'adde.db'}"
         self.store = Store(url, array_root=self.root)
-        self.workspace = Workspace(self.root, self.store, str(config.get("name") or self.root.name))
+        data_root = config.get("data_root") or (self.store.get_meta(DATA_ROOT_KEY) if config.get("database_url")
+                                                else None)
+        self.workspace = Workspace(self.root, self.store, str(config.get("name") or self.root.name),
+                                   Path(data_root).resolve() if data_root else None)
         # The one working-set cache: working sets by store revision, heads by D_t, indexes by pool,
         # generators by training set, analyses by embedding fingerprint and configs. Every key holds
         # the fingerprint of what the value was built from, so nothing outlives its data.
@@ -80,23 +86,61 @@ class Project:
 
     # ------------------------------------------------------------- lifecycle
     @classmethod
-    def create(cls, root: Path | str, *, name: str | None = None, database_url: str | None = None) -> "Project":
-        """Create a new project folder (it may exist but must not already hold a project)."""
+    def create(cls, root: Path | str, *, name: str | None = None, database_url: str | None = None,
+               data_root: Path | str | None = None) -> "Project":
+        """Create a new project folder (it may exist but must not already hold a project).
+
+        Parameters
+        ----------
+        database_url
+            An SQLAlchemy URL of a shared database, e.g. ``postgresql+psycopg://user:pw@host/adde``:
+            teammates who create their folders on the same URL see the same items, embeddings,
+            maps, candidates and decisions. Default: SQLite inside the folder.
+        data_root
+            The folder item paths are stored relative to (default: the project folder; on a
+            shared database, the data root its first project recorded).
+
+        Raises
+        ------
+        AddeError
+            When the database cannot be used (unreachable, driver missing); nothing is left behind.
+        """
         root = Path(root)
         if (root / PROJECT_FILE).exists():
             raise AddeError(f"{root}: already holds an ADDE project; open it instead")
+        database_url = (database_url or "").strip() or None
+        config: dict[str, Any] = {"name": name or root.resolve().name, "database_url": database_url, "format": 1}
+        if data_root:
+            config["data_root"] = str(Path(data_root).resolve())
+        # The top-most folder this call creates (None: root exists), so a failure removes exactly what it made.
+        made = next((p for p in [*reversed(root.absolute().parents), root.absolute()] if not p.exists()), None)
+        before = set(root.iterdir()) if made is None else set()
         root.mkdir(parents=True, exist_ok=True)
-        config = {"name": name or root.resolve().name, "database_url": database_url, "format": 1}
-        (root / PROJECT_FILE).write_text(json.dumps(config, indent=2))
-        return cls(root, config)
+        project = None
+        try:
+            project = cls(root, config)
+            if database_url and project.store.get_meta(DATA_ROOT_KEY) is None:
+                project.store.set_meta(DATA_ROOT_KEY, str(project.workspace.base))
+            tmp = root / f".{PROJECT_FILE}.tmp"
+            tmp.write_text(json.dumps(config, indent=2))
+            tmp.replace(root / PROJECT_FILE)  # the folder is a project only once everything above worked
+        except BaseException:
+            import shutil
+
+            if project is not None:
+                project.close()
+            for path in ([made] if made is not None else set(root.iterdir()) - before):
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            raise
+        return project
 
     @classmethod
-    def create_demo(cls, root: Path | str, spec: Any = None,
-                    progress: ProgressCallback | None = None) -> tuple["Project", IngestReport]:
+    def create_demo(cls, root: Path | str, spec: Any = None, progress: ProgressCallback | None = None, *,
+                    database_url: str | None = None) -> tuple["Project", IngestReport]:
         """Create the Animal-MNIST demo project in ``root`` (see :mod:`adde_core.data.demo`)."""
         from adde_core.data.demo import DemoSpec, write_demo
 
-        project = cls.create(root, name="Animal-MNIST demo")
+        project = cls.create(root, name="Animal-MNIST demo", database_url=database_url)
         return project, write_demo(project.workspace, spec or DemoSpec(), progress)
 
     @classmethod
@@ -114,8 +158,27 @@ class Project:
 
     @classmethod
     def open_or_create(cls, root: Path | str, **kwargs: Any) -> "Project":
-        """Open ``root`` if it holds a project, else create one there."""
-        return cls.open(root) if (Path(root) / PROJECT_FILE).exists() else cls.create(root, **kwargs)
+        """Open ``root`` if it holds a project, else create one there (``kwargs`` go to :meth:`create`).
+
+        A ``database_url`` different from the one an existing project uses is an error, not ignored.
+        """
+        if not (Path(root) / PROJECT_FILE).exists():
+            return cls.create(root, **kwargs)
+        project = cls.open(root)
+        wanted = (kwargs.get("database_url") or "").strip()
+        if wanted and wanted != (project.config.get("database_url") or ""):
+            project.close()
+            raise AddeError(f"{root}: this project already uses "
+                            f"{shown_url(project.config.get('database_url') or 'its own SQLite file')}, not "
+                            f"{shown_url(wanted)}; create a new folder for the other database")
+        return project
+
+    def interrupted_runs(self) -> list[dict[str, Any]]:
+        """Runs (ingest, embed, ...) whose process died before they finished, newest first.
+
+        A run left "running" by a dead process is marked ``interrupted`` when the project is opened.
+        """
+        return self.store.interrupted_runs()
 
     def close(self) -> None:
         """Release database connections."""
@@ -292,8 +355,14 @@ class Project:
         return str((default if not default.empty else sets).sort_values("created_at")["model"].iloc[-1])
 
     def map_path(self, model_key: str) -> Path:
-        """Where the latent map for ``model_key`` is kept, so later iterations extend the same map."""
-        return self.root / "maps" / f"{slugify(model_key)}.npz"
+        """Where the latent map for ``model_key`` is kept, so later iterations extend the same map.
+
+        The map is also stored in the database: a teammate's newer map (same shared database)
+        replaces this folder's copy here, so everyone sees the same coordinates.
+        """
+        path = self.root / "maps" / f"{slugify(model_key)}.npz"
+        self.store.fetch_file(f"maps/{model_key}", path)
+        return path
 
     def analyze(self, model_key: str | None = None, *, refit: bool = False,
                 map_config: "MapConfig | None" = None, cluster_config: "ClusterConfig | None" = None,
@@ -344,6 +413,8 @@ class Project:
                                     fingerprint=fingerprint, load_vectors=vectors, items=self.items(),
                                     map_config=configs[0], cluster_config=configs[1], region_config=configs[2],
                                     refit=refit, progress=progress)
+            if "map" not in result.reused:
+                self.store.share_file(f"maps/{model_key}", path)
             return self.memo.get("analysis", key(), lambda: result)
 
     def embed_params(self, model_key: str) -> tuple[str, dict[str, Any]]:

@@ -14,18 +14,25 @@ __all__ = ["Workspace"]
 class Workspace:
     """Where a project's files live (``root``), its database (``store``) and its ``name``.
 
-    Paths inside the project are stored relative to ``root`` so the folder can move (and a
-    teammate with the same data root resolves the same files); others are stored absolute.
+    Item paths under the data root (``data_root``, by default ``root``) are stored relative to
+    it, so the folder can move and teammates sharing one database, each with the shared data
+    mounted as their data root, resolve the same files; other paths are stored absolute.
     """
 
     root: Path
     store: Store
     name: str = ""
+    data_root: Path | None = None
+
+    @property
+    def base(self) -> Path:
+        """The folder item paths are relative to: ``data_root`` when set, else the project folder."""
+        return self.data_root or self.root
 
     @property
     def data_dir(self) -> Path:
         """Where files that belong to the project (the demo's images, generated images) are written."""
-        return self.root / "data"
+        return self.base / "data"
 
     @property
     def cache_dir(self) -> Path:
@@ -36,11 +43,11 @@ class Workspace:
         """A path inside the project relative to it, others absolute (POSIX separators)."""
         path = Path(path).resolve()
         try:
-            return path.relative_to(self.root).as_posix()
+            return path.relative_to(self.base).as_posix()
         except ValueError:
             return path.as_posix()
 
     def resolve_uri(self, uri: str) -> Path:
         """Inverse of :meth:`to_uri`."""
         path = Path(uri)
-        return path if path.is_absolute() else self.root / path
+        return path if path.is_absolute() else self.base / path

@@ -811,18 +811,25 @@ def ingest_candidates(project: "Workspace", candidates: list[_Candidate], issues
             for c in kept:
                 c.vector = None
             with_vec = []
-        store.add_items([_record(c, project) for c in kept], run_id=run_id)
+        new_set = None
         if with_vec:
             ids = [c.id for c in with_vec]
             vectors = np.stack([c.vector for c in with_vec])
             if previous is not None:
                 ids = list(previous.ids) + ids
                 vectors = np.concatenate([previous.vectors, vectors])
-            from adde_core.store.database import data_fingerprint
+            from adde_core.store.database import StoredEmbeddings, data_fingerprint
 
             hashes = {i: hashlib.sha1(v.tobytes()).hexdigest() for i, v in zip(ids, vectors)}
-            store.save_embeddings(model_key, ids, vectors, data_fingerprint(model_key, hashes.items()), run_id=run_id)
+            new_set = StoredEmbeddings(model_key, np.asarray(ids), vectors, data_fingerprint(model_key, hashes.items()))
             report.embeddings = {"model_key": model_key, "n": len(with_vec), "dim": int(vectors.shape[1])}
+        # Items and their vectors commit together: a crash can never leave items without the vectors
+        # they came with (which a re-ingest would then refuse as duplicates).
+        store.add_items([_record(c, project) for c in kept], run_id=run_id, embeddings=new_set,
+                        replaces=None if previous is None else previous.fingerprint)
+        from adde_core.faults import fault_point
+
+        fault_point("ingest:written")  # test hook: everything committed, the run not yet marked finished
         report.n_loaded = len(kept)
         report.loaded_by_role = pd.Series([c.role for c in kept], dtype=object).value_counts().to_dict()
     except Exception as exc:

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from adde_core.errors import AddeError
+from adde_core.faults import fault_point
 from adde_core.loop.adaptive import AdaptiveState, IterationOutcome, update_state
 from adde_core.loop.evaluate import EvalConfig, evaluate, fit_head, reference_key, reference_space
 from adde_core.loop.stopping import StopDecision, StoppingConfig, should_stop
@@ -411,15 +412,18 @@ class Engine:
         else:
             if not self.storage.iteration_rows()[t].get("metrics", {}).get("val_accuracy") and t == 0:
                 self.measure()  # iteration 0's baseline, so the first gain is measured against something
+                fault_point("close:baseline")
             state = self.state()
             reviewed = storage.reviewed(t)
             acted = self._acted_weights(reviewed, state.weights)
             storage.fold_in(t, {"adaptive_state": state.to_dict(), "weights": acted.__dict__})
+            fault_point("close:folded")
             t_new, phase = t + 1, "folded"
         ctx = self.context()
         if phase == "folded":
             metrics = self._evaluate(ctx)
             storage.save_metrics(t_new, metrics, phase="measured")
+            fault_point("close:measured")
         rows = self.storage.iteration_rows()
         before, after = rows[t_new - 1].get("metrics") or {}, rows[t_new].get("metrics") or {}
         reviewed = storage.reviewed(t_new - 1)
@@ -432,6 +436,7 @@ class Engine:
                  **{f"arm_labels_{a}": n for a, n in arm_labels(reviewed).items()},
                  "adaptive_state": new_state.to_dict()}
         storage.save_metrics(t_new, extra, phase="adapted")
+        fault_point("close:adapted")
         after = {**after, **extra}
         added = {str(k): int(v) for k, v in (after.get("added") or {}).items()}
         return IterationSummary(t_new, added, after, effects, stop.reason if stop.stop else None)

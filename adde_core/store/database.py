@@ -1,10 +1,20 @@
-"""The project store: transactional access to the SQL tables and the embedding array files."""
+"""The project store: transactional access to the SQL tables, with embedding arrays kept in the database.
+
+The same code runs on SQLite (one user, a file in the project folder) and PostgreSQL (a team
+sharing one server). Arrays (embeddings, maps) are blobs in the database rather than files
+next to it, so every teammate on a shared database reads the same ones and an embedding set
+commits atomically with the items it belongs to.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import io
 import os
 import re
+import socket
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -13,15 +23,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import create_engine, event, func, insert, inspect, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import BigInteger, create_engine, delete, event, func, insert, inspect, select, text, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from adde_core.errors import AddeError
+from adde_core.faults import fault_point
 from adde_core.store.models import (
     ITEM_ROLES,
     SCHEMA_VERSION,
     Base,
+    Blob,
+    BlobChunk,
     EmbeddingSet,
     Item,
     ItemRecord,
@@ -31,7 +45,21 @@ from adde_core.store.models import (
     utcnow,
 )
 
+#: The PostgreSQL advisory-lock key that serialises schema creation and migration across processes.
+_SCHEMA_LOCK_KEY = 0x41444445  # "ADDE"
+#: Blobs are stored in pieces of this many bytes (PostgreSQL's bytea tops out at 1 GB a value).
+BLOB_CHUNK_BYTES = 32 * 1024 * 1024
+#: How long a close owned by a process on another machine (whose liveness cannot be checked) is honoured.
+FOREIGN_LEASE = dt.timedelta(minutes=30)
+
 _CORE_COLUMNS = ("id", "uri", "role", "label", "source", "iteration_added", "content_hash")
+
+
+class StoreConflict(AddeError):
+    """A write refused because another writer changed what it was based on; nothing was written."""
+
+
+_UNCHECKED: Any = object()
 
 
 @dataclass(frozen=True)
@@ -46,11 +74,12 @@ class StoredEmbeddings:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets the app read while a write is in flight (a second browser tab), and a
-    # busy timeout turns short lock contention into a wait instead of an error.
+    # busy timeout turns short lock contention into a wait instead of an error. The timeout
+    # comes first: switching a fresh file to WAL needs a lock another process may hold.
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
     # Let SQLAlchemy, not the driver, emit BEGIN: pysqlite's implicit BEGIN is deferred, so a
     # read-then-write transaction could read a state another writer is about to change.
@@ -68,6 +97,103 @@ def slugify(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:80] or "model"
 
 
+def shown_url(url: str) -> str:
+    """``url`` with any password masked, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL has no password we could find either
+        return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
+
+
+def _connect(url: str) -> Engine:
+    """An engine for ``url``, or an AddeError naming what is wrong (bad URL, driver not installed)."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    kwargs: dict[str, Any] = {}
+    if url.startswith("postgresql") and "connect_timeout" not in url:
+        kwargs["connect_args"] = {"connect_timeout": 10}  # an unreachable host fails in seconds, not minutes
+    try:
+        return create_engine(url, **kwargs)
+    except ModuleNotFoundError as exc:
+        raise AddeError(f"{shown_url(url)}: the database driver is not installed ({exc}); for PostgreSQL run "
+                        "`pip install 'psycopg[binary]==3.3.9'` (it is in requirements.txt)") from exc
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise AddeError(f"{shown_url(url)}: not a usable database URL ({exc}); use e.g. "
+                        "postgresql+psycopg://user:password@host:5432/dbname") from exc
+
+
+def _proc_start(pid: int) -> str:
+    """The start time of process ``pid`` in clock ticks (Linux), so a reused pid is not mistaken for it."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return ""
+
+
+_PROCESS: tuple[int, str] | None = None
+
+
+def process_owner() -> str:
+    """``host:pid:start`` of this process: recorded with runs and closes so a dead owner is recognised."""
+    global _PROCESS
+    if _PROCESS is None or _PROCESS[0] != os.getpid():  # recomputed after a fork
+        _PROCESS = (os.getpid(), f"{socket.gethostname()}:{os.getpid()}:{_proc_start(os.getpid())}")
+    return _PROCESS[1]
+
+
+def thread_owner() -> str:
+    """:func:`process_owner` plus this thread, for work a second thread of the same server may also start."""
+    return f"{process_owner()}:{threading.get_ident()}"
+
+
+def owner_alive(owner: str | None) -> bool | None:
+    """Whether the process (and thread) an owner token names still runs; None when it is on another machine."""
+    if not owner:
+        return False
+    host, _, rest = owner.partition(":")
+    if host != socket.gethostname():
+        return None
+    pid_s, _, rest = rest.partition(":")
+    start, _, tid = rest.partition(":")
+    try:
+        pid = int(pid_s)
+    except ValueError:
+        return False
+    if pid == os.getpid() and start == _proc_start(pid):
+        return not tid or any(t.ident == int(tid) and t.is_alive() for t in threading.enumerate())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, owned by another user
+    return start == _proc_start(pid) if start else True
+
+
+def describe_owner(owner: str | None) -> str:
+    """An owner token as words: 'process 123 on host'."""
+    if not owner:
+        return "an unknown process"
+    host, pid = owner.split(":")[:2]
+    return f"process {pid} on {host}"
+
+
+def as_utc(moment: dt.datetime | None) -> dt.datetime | None:
+    """A stored time as an aware UTC datetime (SQLite hands them back naive)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=dt.timezone.utc)
+
+
+def _unreachable(url: str, exc: BaseException) -> AddeError:
+    first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return AddeError(f"{shown_url(url)}: cannot use the database ({first}); check that the server is running and "
+                     "that the URL's host, port, user, password and database name are right")
+
+
 class Store:
     """Transactional access to one project's database and array files.
 
@@ -75,54 +201,157 @@ class Store:
     ----------
     url
         An SQLAlchemy URL: ``sqlite:////abs/path/adde.db`` for a single user, or a
-        ``postgresql://`` URL for a team; the schema is portable.
+        ``postgresql+psycopg://user:password@host/db`` URL for a team (``postgresql://``
+        also means psycopg 3 with SQLAlchemy 2); the schema is portable.
     array_root
-        Folder where embedding arrays are written (inside the project folder).
+        The project folder: array files of schema-2 projects are read from it once, while
+        they are moved into the database.
+
+    Raises
+    ------
+    AddeError
+        When the URL is unusable, its driver is not installed, or the server cannot be reached.
     """
 
     def __init__(self, url: str, *, array_root: Path) -> None:
         self.url = url
         self.array_root = Path(array_root)
-        self.engine: Engine = create_engine(url)
+        self.engine: Engine = _connect(url)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
-        self._migrate()
-        Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        with self.transaction() as s:
-            version = s.get(Meta, "schema_version")
-            if version is None:
-                s.add(Meta(key="schema_version", value=SCHEMA_VERSION))
-            else:
-                version.value = SCHEMA_VERSION
-            if s.scalar(select(func.count()).select_from(Iteration)) == 0:
-                s.add(Iteration(index=0))
+        self._file_digests: dict[str, tuple[int, int, str]] = {}
+        # The last embedding array read per model key, by (fingerprint, blob digest): a working set is
+        # rebuilt after every decision, and re-reading tens of MB from the database each time is not free.
+        self._arrays: dict[str, tuple[str, str, np.ndarray, np.ndarray]] = {}
+        try:
+            self._prepare_schema()
+            self.interrupted = self.mark_interrupted_runs()
+        except SQLAlchemyError as exc:
+            self.engine.dispose()
+            raise _unreachable(url, exc) from exc
+        except BaseException:
+            self.engine.dispose()
+            raise
 
-    def _migrate(self) -> None:
-        """Bring a project written by an older ADDE to :data:`SCHEMA_VERSION` in one transaction."""
-        names = inspect(self.engine).get_table_names()
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql`` (or another SQLAlchemy dialect name)."""
+        return self.engine.dialect.name
+
+    # --------------------------------------------------------------- schema
+    def _schema_current(self, conn: Connection) -> bool:
+        """Whether every table exists at this schema version with iteration 0 (the cheap path of every open)."""
+        names = set(inspect(conn).get_table_names())
         if "meta" not in names:
-            return
-        with self.engine.begin() as conn:
-            row = conn.execute(select(Meta.value).where(Meta.key == "schema_version")).first()
-            version = int(row[0]) if row else SCHEMA_VERSION
-            if version > SCHEMA_VERSION:
-                raise AddeError(f"{self.url}: written by a newer ADDE (schema {version}, this one reads up to "
-                                f"{SCHEMA_VERSION}); upgrade ADDE")
-            if version < 2:
-                # v2 widened the items.role CHECK to admit "candidate". SQLite cannot alter a
-                # constraint, so the table is rebuilt; other databases swap the constraint.
-                if conn.dialect.name == "sqlite":
-                    for index in inspect(conn).get_indexes("items"):
-                        conn.exec_driver_sql(f'DROP INDEX IF EXISTS "{index["name"]}"')
-                    conn.exec_driver_sql("ALTER TABLE items RENAME TO items_v1")
-                    Item.__table__.create(conn)
-                    conn.exec_driver_sql("INSERT INTO items SELECT * FROM items_v1")
-                    conn.exec_driver_sql("DROP TABLE items_v1")
+            return False
+        row = conn.execute(select(Meta.value).where(Meta.key == "schema_version")).first()
+        version = int(row[0]) if row else None
+        if version is not None and version > SCHEMA_VERSION:
+            raise AddeError(f"{shown_url(self.url)}: written by a newer ADDE (schema {version}, this one reads up to "
+                            f"{SCHEMA_VERSION}); upgrade ADDE")
+        return (version == SCHEMA_VERSION and set(Base.metadata.tables) <= names
+                and conn.execute(select(Iteration.index).limit(1)).first() is not None)
+
+    @contextmanager
+    def _schema_lock(self) -> Iterator[Connection]:
+        """One transaction that no other process creating or migrating the schema runs alongside.
+
+        PostgreSQL: a transaction-scoped advisory lock (DDL is transactional there, so a
+        second process waits, then finds the tables made). SQLite: ``BEGIN IMMEDIATE``.
+        """
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(adde_lock=True)
+            with conn.begin():
+                if self.dialect == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+                yield conn
+
+    def _prepare_schema(self) -> None:
+        """Create or migrate the tables once, safely when several processes first open the database at once."""
+        with self.engine.connect() as conn:
+            if self._schema_current(conn):
+                return
+        moved: list[Path] = []
+        with self._schema_lock() as conn:
+            if not self._schema_current(conn):  # another process may have done it while we waited
+                moved = self._migrate(conn)
+                Base.metadata.create_all(conn)
+                if conn.execute(select(Meta.key).where(Meta.key == "schema_version")).first() is None:
+                    conn.execute(insert(Meta).values(key="schema_version", value=SCHEMA_VERSION))
                 else:
-                    conn.exec_driver_sql("ALTER TABLE items DROP CONSTRAINT ck_items_role")
-                    conn.exec_driver_sql(f"ALTER TABLE items ADD CONSTRAINT ck_items_role CHECK (role IN {ITEM_ROLES})")
+                    conn.execute(update(Meta).where(Meta.key == "schema_version").values(value=SCHEMA_VERSION))
+                if conn.execute(select(Iteration.index).limit(1)).first() is None:
+                    conn.execute(insert(Iteration).values(index=0, started_at=utcnow(), config={}, metrics={}))
+        for path in moved:  # array files now copied into the database (committed above)
+            path.unlink(missing_ok=True)
+
+    def _migrate(self, conn: Connection) -> list[Path]:
+        """Bring a project written by an older ADDE to :data:`SCHEMA_VERSION` (inside the schema lock).
+
+        Returns the array files whose contents moved into the database, to delete after the commit.
+        """
+        if not inspect(conn).has_table("meta"):
+            return []
+        row = conn.execute(select(Meta.value).where(Meta.key == "schema_version")).first()
+        version = int(row[0]) if row else SCHEMA_VERSION
+        if version < 2:
+            # v2 widened the items.role CHECK to admit "candidate". SQLite cannot alter a
+            # constraint, so the table is rebuilt; other databases swap the constraint.
+            if conn.dialect.name == "sqlite":
+                for index in inspect(conn).get_indexes("items"):
+                    conn.exec_driver_sql(f'DROP INDEX IF EXISTS "{index["name"]}"')
+                conn.exec_driver_sql("ALTER TABLE items RENAME TO items_v1")
+                Item.__table__.create(conn)
+                conn.exec_driver_sql("INSERT INTO items SELECT * FROM items_v1")
+                conn.exec_driver_sql("DROP TABLE items_v1")
+            else:
+                conn.exec_driver_sql("ALTER TABLE items DROP CONSTRAINT ck_items_role")
+                conn.exec_driver_sql(f"ALTER TABLE items ADD CONSTRAINT ck_items_role CHECK (role IN {ITEM_ROLES})")
+        return self._migrate_v3(conn) if version < 3 else []
+
+    def _migrate_v3(self, conn: Connection) -> list[Path]:
+        """Schema 3: text columns, JSON as text, a run owner, and embedding arrays moved into the database."""
+        inspector = inspect(conn)
+        if inspector.has_table("runs") and "owner" not in {c["name"] for c in inspector.get_columns("runs")}:
+            conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN owner TEXT")
+        if not inspector.has_table("embedding_sets"):
+            return []
+        if conn.dialect.name == "postgresql":
+            # Widen every bounded string (and the json columns) to text; a varchar key and the text
+            # columns referring to it stay compatible during the change.
+            for table in Base.metadata.sorted_tables:
+                if not inspector.has_table(table.name):
+                    continue
+                existing = {c["name"]: str(c["type"]).upper() for c in inspector.get_columns(table.name)}
+                for column in table.columns:
+                    if _is_text(column.type) and existing.get(column.name, "TEXT") != "TEXT":
+                        conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ALTER COLUMN "{column.name}" TYPE TEXT '
+                                             f'USING "{column.name}"::text')
+                    elif isinstance(column.type, BigInteger) and existing.get(column.name) == "INTEGER":
+                        conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ALTER COLUMN "{column.name}" TYPE BIGINT')
+            conn.exec_driver_sql("ALTER TABLE embedding_sets ALTER COLUMN path DROP NOT NULL")
+        else:
+            # SQLite never enforced a VARCHAR length or JSON, so only the NOT NULL on the (now legacy)
+            # file path needs the table rebuilt; nothing refers to embedding_sets, so a rename is safe.
+            conn.exec_driver_sql("ALTER TABLE embedding_sets RENAME TO embedding_sets_v2")
+            EmbeddingSet.__table__.create(conn)
+            cols = ", ".join(f'"{c}"' for c in ("model_key", "dim", "n", "fingerprint", "path", "run_id", "created_at"))
+            conn.exec_driver_sql(f"INSERT INTO embedding_sets ({cols}) SELECT {cols} FROM embedding_sets_v2")
+            conn.exec_driver_sql("DROP TABLE embedding_sets_v2")
+        Blob.__table__.create(conn, checkfirst=True)
+        BlobChunk.__table__.create(conn, checkfirst=True)
+        moved = []
+        for key, path, fingerprint in conn.execute(select(EmbeddingSet.model_key, EmbeddingSet.path,
+                                                          EmbeddingSet.fingerprint)).all():
+            file = self.array_root / path if path else None
+            if file is None or not file.exists() or _npz_fingerprint(file.read_bytes()) != fingerprint:
+                continue  # a missing or mismatched file stays "absent" exactly as before: embed again
+            _write_blob(conn, _embedding_blob(key), file.read_bytes())
+            conn.execute(update(EmbeddingSet).where(EmbeddingSet.model_key == key).values(path=None))
+            moved.append(file)
+        return moved
 
     def close(self) -> None:
         """Release pooled connections (the files stay as they are)."""
@@ -185,9 +414,9 @@ class Store:
 
     # ----------------------------------------------------------------- runs
     def start_run(self, kind: str, params: dict[str, Any] | None = None) -> int:
-        """Log the start of a unit of work and return its id."""
+        """Log the start of a unit of work and return its id (this process is recorded as its owner)."""
         with self.transaction() as s:
-            run = Run(kind=kind, params=params or {})
+            run = Run(kind=kind, params=params or {}, owner=process_owner())
             s.add(run)
             s.flush()
             return run.id
@@ -210,6 +439,35 @@ class Store:
                 return run["params"]["embedder"], dict(run["params"].get("params", {}))
         raise AddeError(f"no embed run recorded for {model_key!r}; embed the project again on the Data page")
 
+    def mark_interrupted_runs(self) -> list[dict[str, Any]]:
+        """Mark runs left "running" by a process that no longer exists as ``interrupted``; returns them.
+
+        Called on every open, so a killed ingest, embed or close shows as interrupted the next
+        time anyone opens the project instead of "running" forever. A run owned by a process on
+        another machine (a teammate) is left alone: its liveness cannot be checked from here.
+        """
+        with self.transaction() as s:
+            running = list(s.scalars(select(Run).where(Run.status == "running")))
+        dead = [r.id for r in running if owner_alive(r.owner) is False]
+        if not dead:
+            return []
+        with self.transaction() as s:
+            out = []
+            for run in s.scalars(select(Run).where(Run.id.in_(dead), Run.status == "running")):
+                run.status = "interrupted"
+                run.finished_at = utcnow()
+                run.summary = {**(run.summary or {}), "interrupted": (
+                    f"{describe_owner(run.owner)} stopped before this {run.kind} finished (killed or crashed); "
+                    f"what it committed is kept, and running the {run.kind} again finishes the work")}
+                out.append(_run_dict(run))
+        return out
+
+    def interrupted_runs(self) -> list[dict[str, Any]]:
+        """Every run whose process died before it finished, newest first."""
+        with self.transaction() as s:
+            return [_run_dict(r) for r in s.scalars(select(Run).where(Run.status == "interrupted")
+                                                    .order_by(Run.id.desc()))]
+
     def last_run(self, kind: str) -> dict[str, Any] | None:
         """The most recent run of ``kind`` as a dict, or None."""
         runs = self.runs(kind)
@@ -218,24 +476,45 @@ class Store:
     def runs(self, kind: str) -> list[dict[str, Any]]:
         """All runs of ``kind``, newest first, as dicts."""
         with self.transaction() as s:
-            rows = list(s.scalars(select(Run).where(Run.kind == kind).order_by(Run.id.desc())))
-            return [{c: getattr(r, c) for c in ("id", "kind", "started_at", "finished_at", "status", "params", "summary")}
-                    for r in rows]
+            return [_run_dict(r) for r in s.scalars(select(Run).where(Run.kind == kind).order_by(Run.id.desc()))]
 
     # ---------------------------------------------------------------- items
-    def add_items(self, records: Sequence[ItemRecord], *, run_id: int | None = None) -> int:
+    def add_items(self, records: Sequence[ItemRecord], *, run_id: int | None = None,
+                  embeddings: StoredEmbeddings | None = None, replaces: Any = _UNCHECKED) -> int:
         """Insert items in one transaction: either all are written or none.
+
+        Parameters
+        ----------
+        embeddings
+            An embedding set to write in the same transaction (the items' precomputed vectors,
+            merged with the set's earlier rows): items never exist without the vectors that
+            came with them, whatever point a crash stops the write at.
+        replaces
+            With ``embeddings``: the fingerprint of the stored set it was built on (None: there
+            was none). If another writer changed the set since, nothing is written and
+            :class:`StoreConflict` is raised, so two concurrent ingests never drop each other's vectors.
 
         Raises
         ------
         sqlalchemy.exc.IntegrityError
             If an id already exists; nothing from this call is written then.
+        StoreConflict
+            See ``replaces``.
         """
         if not records:
             return 0
         rows = [{**asdict(r), "run_id": run_id, "created_at": utcnow()} for r in records]
-        with self.transaction() as s:
+        with (self.transaction() if embeddings is None else self.locked_transaction()) as s:
+            if embeddings is not None and replaces is not _UNCHECKED:
+                now = s.scalar(select(EmbeddingSet.fingerprint).where(EmbeddingSet.model_key == embeddings.model_key))
+                if now != replaces:
+                    raise StoreConflict(f"embedding set {embeddings.model_key!r} was changed by another writer while "
+                                        "these items were prepared; nothing was written: run it again")
             s.execute(insert(Item), rows)
+            if embeddings is not None:
+                fault_point("ingest:items")  # test hook: items inserted, vectors not, nothing committed
+                self._write_embeddings(s.connection(), embeddings.model_key, embeddings.ids, embeddings.vectors,
+                                       embeddings.fingerprint, run_id)
         return len(rows)
 
     def item_count(self) -> int:
@@ -299,50 +578,117 @@ class Store:
     def save_embeddings(
         self, model_key: str, ids: Sequence[str], vectors: np.ndarray, fingerprint: str, *, run_id: int | None = None
     ) -> None:
-        """Write an embedding set: array file first, then the row that points at it.
+        """Write (or replace) an embedding set: the array and its row in one transaction.
 
-        The file name carries the fingerprint, so a crash between the two steps leaves
-        the previous set intact and consistent; the old file is removed only after the
-        new row is committed.
+        The array is a blob in the database, so teammates on a shared database all read it and
+        a crash leaves either the previous set or the new one, never a row without its array.
         """
+        with self.transaction() as s:
+            legacy = self._write_embeddings(s.connection(), model_key, ids, vectors, fingerprint, run_id)
+        if legacy:
+            (self.array_root / legacy).unlink(missing_ok=True)
+
+    def _write_embeddings(self, conn: Connection, model_key: str, ids: Sequence[str], vectors: np.ndarray,
+                          fingerprint: str, run_id: int | None) -> str | None:
+        """Write an embedding set inside an open transaction; returns a replaced schema-2 file to delete after it."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         ids_arr = np.asarray(list(ids), dtype=str)
         if vectors.ndim != 2 or len(ids_arr) != len(vectors):
             raise AddeError(f"embeddings for {model_key!r}: {len(ids_arr)} ids but array of shape {vectors.shape}")
-        folder = self.array_root / "embeddings"
-        folder.mkdir(parents=True, exist_ok=True)
-        name = f"{slugify(model_key)}-{fingerprint[:16]}.npz"
-        tmp = folder / f".{name}.tmp"
-        with open(tmp, "wb") as fh:
-            np.savez(fh, ids=ids_arr, vectors=vectors, fingerprint=np.array(fingerprint))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, folder / name)
-        with self.transaction() as s:
-            old = s.get(EmbeddingSet, model_key)
-            old_path = old.path if old is not None else None
-            s.merge(
-                EmbeddingSet(
-                    model_key=model_key, dim=int(vectors.shape[1]), n=len(ids_arr), fingerprint=fingerprint,
-                    path=f"embeddings/{name}", run_id=run_id, created_at=utcnow(),
-                )
-            )
-        if old_path and old_path != f"embeddings/{name}":
-            (self.array_root / old_path).unlink(missing_ok=True)
+        buffer = io.BytesIO()
+        np.savez(buffer, ids=ids_arr, vectors=vectors, fingerprint=np.array(fingerprint))
+        _write_blob(conn, _embedding_blob(model_key), buffer.getvalue())
+        legacy = conn.execute(select(EmbeddingSet.path).where(EmbeddingSet.model_key == model_key)).scalar()
+        values = {"dim": int(vectors.shape[1]), "n": len(ids_arr), "fingerprint": fingerprint, "path": None,
+                  "run_id": run_id, "created_at": utcnow()}
+        if conn.execute(select(EmbeddingSet.model_key).where(EmbeddingSet.model_key == model_key)).first() is None:
+            conn.execute(insert(EmbeddingSet).values(model_key=model_key, **values))
+        else:
+            conn.execute(update(EmbeddingSet).where(EmbeddingSet.model_key == model_key).values(**values))
+        return legacy
 
     def load_embeddings(self, model_key: str) -> StoredEmbeddings | None:
-        """Load an embedding set, or None if absent or its file does not match the database row."""
+        """Load an embedding set, or None if absent or its array does not match the database row.
+
+        The arrays are copies: a caller may change them without touching the store or its cache.
+        """
         with self.transaction() as s:
-            row = s.get(EmbeddingSet, model_key)
-            if row is None:
+            found = s.execute(select(EmbeddingSet.fingerprint, EmbeddingSet.path, Blob.digest)
+                              .outerjoin(Blob, Blob.key == _embedding_blob(model_key))
+                              .where(EmbeddingSet.model_key == model_key)).first()
+            if found is None:
                 return None
-            path, fingerprint = self.array_root / row.path, row.fingerprint
-        if not path.exists():
+            fingerprint, path, digest = found
+            cached = self._arrays.get(model_key)
+            if not path and cached is not None and cached[:2] == (fingerprint, digest):
+                return StoredEmbeddings(model_key, cached[2].copy(), cached[3].copy(), fingerprint)
+            data = None if path else _read_blob(s.connection(), _embedding_blob(model_key))
+        if path:  # a schema-2 file that could not be moved into the database
+            file = self.array_root / path
+            data = file.read_bytes() if file.exists() else None
+        if data is None:
             return None
-        with np.load(path, allow_pickle=False) as z:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
             if str(z["fingerprint"]) != fingerprint:
                 return None
-            return StoredEmbeddings(model_key, z["ids"], z["vectors"], fingerprint)
+            ids, vectors = z["ids"], z["vectors"]
+        if not path:
+            self._arrays[model_key] = (fingerprint, digest, ids, vectors)
+        return StoredEmbeddings(model_key, ids.copy(), vectors.copy(), fingerprint)
+
+    # ---------------------------------------------------------------- blobs
+    def save_blob(self, key: str, data: bytes) -> None:
+        """Store (or replace) a named binary value in the database, atomically."""
+        with self.transaction() as s:
+            _write_blob(s.connection(), key, data)
+
+    def load_blob(self, key: str) -> bytes | None:
+        """A value stored by :meth:`save_blob`, or None."""
+        with self.transaction() as s:
+            return _read_blob(s.connection(), key)
+
+    def blob_digest(self, key: str) -> str | None:
+        """The SHA-1 of a stored value (a cheap way to tell whether a local copy is current), or None."""
+        with self.transaction() as s:
+            return s.scalar(select(Blob.digest).where(Blob.key == key))
+
+    def share_file(self, key: str, path: Path) -> None:
+        """Store the file at ``path`` as blob ``key`` (unless it is already), so teammates can fetch it."""
+        path = Path(path)
+        if self.blob_digest(key) != self._file_digest(path):
+            self.save_blob(key, path.read_bytes())
+
+    def fetch_file(self, key: str, path: Path) -> bool:
+        """Write blob ``key`` to ``path`` when the file is missing or differs; returns whether it wrote.
+
+        A teammate's newer copy (a latent map extended on their machine) thus replaces this
+        folder's copy; with no blob stored the file is left as it is.
+        """
+        path = Path(path)
+        digest = self.blob_digest(key)
+        if digest is None or (path.exists() and self._file_digest(path) == digest):
+            return False
+        data = self.load_blob(key)
+        if data is None:
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        self._remember_digest(path, hashlib.sha1(data).hexdigest())
+        return True
+
+    def _file_digest(self, path: Path) -> str:
+        stat = path.stat()
+        known = self._file_digests.get(str(path))
+        if known and known[:2] == (stat.st_mtime_ns, stat.st_size):
+            return known[2]
+        return self._remember_digest(path, hashlib.sha1(path.read_bytes()).hexdigest())
+
+    def _remember_digest(self, path: Path, digest: str) -> str:
+        stat = path.stat()
+        self._file_digests[str(path)] = (stat.st_mtime_ns, stat.st_size, digest)
+        return digest
 
     def embedding_sets(self) -> pd.DataFrame:
         """One row per stored embedding set: model, dimension, count, fingerprint, date."""
@@ -358,7 +704,50 @@ def is_conflict(exc: BaseException) -> bool:
     """Whether ``exc`` is the database refusing a write that clashes with another (a duplicate key)."""
     from sqlalchemy.exc import IntegrityError
 
-    return isinstance(exc, IntegrityError)
+    return isinstance(exc, (IntegrityError, StoreConflict))
+
+
+def _run_dict(run: Run) -> dict[str, Any]:
+    return {c: getattr(run, c) for c in ("id", "kind", "started_at", "finished_at", "status", "params", "summary",
+                                         "owner")}
+
+
+def _is_text(kind: Any) -> bool:
+    """Whether a column type is stored as unbounded text (``Text`` itself, or a decorator over it)."""
+    from sqlalchemy import Text
+    from sqlalchemy.types import TypeDecorator
+
+    return isinstance(kind.impl_instance if isinstance(kind, TypeDecorator) else kind, Text)
+
+
+def _embedding_blob(model_key: str) -> str:
+    return f"embeddings/{model_key}"
+
+
+def _npz_fingerprint(data: bytes) -> str | None:
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            return str(z["fingerprint"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _write_blob(conn: Connection, key: str, data: bytes) -> None:
+    """Replace blob ``key`` inside an open transaction, in chunks of :data:`BLOB_CHUNK_BYTES`."""
+    conn.execute(delete(BlobChunk).where(BlobChunk.key == key))
+    conn.execute(delete(Blob).where(Blob.key == key))
+    conn.execute(insert(Blob).values(key=key, digest=hashlib.sha1(data).hexdigest(), size=len(data),
+                                     created_at=utcnow()))
+    view = memoryview(data)
+    for seq, start in enumerate(range(0, max(len(data), 1), BLOB_CHUNK_BYTES)):
+        conn.execute(insert(BlobChunk).values(key=key, seq=seq, data=bytes(view[start:start + BLOB_CHUNK_BYTES])))
+
+
+def _read_blob(conn: Connection, key: str) -> bytes | None:
+    if conn.execute(select(Blob.key).where(Blob.key == key)).first() is None:
+        return None
+    return b"".join(conn.execute(select(BlobChunk.data).where(BlobChunk.key == key).order_by(BlobChunk.seq))
+                    .scalars())
 
 
 def data_fingerprint(model_key: str, pairs: Iterable[tuple[str, str | None]]) -> str:

@@ -65,6 +65,10 @@ class DecisionRequest:
             raise AddeError(f"{self.item_id}: relabel needs the new label")
         if not self.reviewer.strip():
             raise AddeError(f"{self.item_id}: a decision needs a reviewer name")
+        for name in ("label", "critique", "reviewer"):
+            if "\x00" in (getattr(self, name) or ""):
+                # PostgreSQL cannot store a NUL in text, and no real label or name contains one.
+                raise AddeError(f"{self.item_id}: the {name} contains a NUL character; remove it and decide again")
 
 
 def _as_dict(row: Decision) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import pandas as pd
 from sqlalchemy import func, select, update
 
 from adde_core.errors import AddeError, IterationClosed
-from adde_core.store.database import Store
+from adde_core.store.database import FOREIGN_LEASE, Store, as_utc, describe_owner, owner_alive, thread_owner
 from adde_core.store.decisions import VALID_ACTIONS, standing_decisions
 from adde_core.store.models import CandidateSet, Item, Iteration, Provenance, utcnow
 
@@ -29,11 +29,24 @@ def fold_in(store: Store, iteration: int, config: Mapping[str, Any], *, by: str 
     Accepted and relabelled items get role ``seed``, the reviewer's label and
     ``iteration_added = t + 1``; their source (pool, synthetic) is kept for provenance.
 
+    The new row records this thread as the close's owner (``closing_owner``): until the close
+    reaches ``adapted``, only the owner (or, once it died, whoever retries) may write its phases.
+
     Raises
     ------
     IterationClosed
         When ``iteration`` is not the current one (someone else closed it first).
     """
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        return _fold_in(store, iteration, config, by=by)
+    except IntegrityError as exc:  # cannot happen under the lock; never let a raw database error through
+        raise IterationClosed(f"iteration {iteration} was closed by someone else at the same moment; nothing was "
+                              "changed: reload to see its results") from exc
+
+
+def _fold_in(store: Store, iteration: int, config: Mapping[str, Any], *, by: str) -> dict[str, int]:
     with store.locked_transaction() as s:
         current = int(s.scalar(select(func.max(Iteration.index))) or 0)
         if current != iteration:
@@ -52,7 +65,8 @@ def fold_in(store: Store, iteration: int, config: Mapping[str, Any], *, by: str 
             added[sources[item_id]] = added.get(sources[item_id], 0) + 1
         s.get(Iteration, iteration).finished_at = utcnow()
         s.add(Iteration(index=iteration + 1, started_at=utcnow(), config={**dict(config), "phase": "folded",
-                                                                          "closed_by": by},
+                                                                          "closed_by": by,
+                                                                          "closing_owner": thread_owner()},
                         metrics={"added": added}))
     return added
 
@@ -65,13 +79,35 @@ def iteration_phase(store: Store, iteration: int) -> str | None:
 
 
 def save_iteration_metrics(store: Store, iteration: int, metrics: Mapping[str, Any], *, phase: str) -> None:
-    """Merge ``metrics`` into the iteration's row and record its phase, in one transaction."""
-    with store.transaction() as s:
+    """Merge ``metrics`` into the iteration's row and record its phase, in one locked transaction.
+
+    While a close is in progress (phase ``folded`` or ``measured``) only its owner writes: a
+    second close that found the same half-closed iteration gets :class:`IterationClosed` naming
+    who is closing it, unless that owner has died (then this caller takes the close over). A
+    finished close (``adapted``) is never moved back to an earlier phase.
+    """
+    with store.locked_transaction() as s:
         row = s.get(Iteration, iteration)
         if row is None:
             raise AddeError(f"iteration {iteration} does not exist in this project")
+        config = dict(row.config or {})
+        current = config.get("phase")
+        who = config.get("closed_by") or "another session"
+        if current in ("folded", "measured"):
+            owner, me = config.get("closing_owner"), thread_owner()
+            alive = owner_alive(owner) if owner and owner != me else False
+            if alive is None:  # on another machine: honour it for a while, then assume it died
+                alive = utcnow() - as_utc(row.started_at) < FOREIGN_LEASE
+            if alive:
+                raise IterationClosed(
+                    f"iteration {iteration - 1} is being closed by {who} ({describe_owner(owner)}, since "
+                    f"{as_utc(row.started_at):%H:%M:%S} UTC); nothing was changed: wait for it to finish, then reload")
+            config["closing_owner"] = me
+        elif current == "adapted" and phase != "adapted":
+            raise IterationClosed(f"iteration {iteration - 1} was already closed by {who}; nothing was changed: "
+                                  "reload to see its results")
         row.metrics = {**(row.metrics or {}), **dict(metrics)}
-        row.config = {**(row.config or {}), "phase": phase}
+        row.config = {**config, "phase": phase}
 
 
 def iteration_rows(store: Store) -> list[dict[str, Any]]:

@@ -1,17 +1,33 @@
 """SQLAlchemy table definitions for a project's items, embeddings, runs and iterations.
 
 Only portable column types are used (no SQLite-specific ones) so that the same
-schema works on SQLite for one user and on PostgreSQL for a team.
+schema works on SQLite for one user and on PostgreSQL for a team. Every string that
+comes from the data or a person (ids, labels, roles, names, model keys) is an unbounded
+``Text``: a length limit would be a database error in the middle of an ingest on
+PostgreSQL and silently unenforced on SQLite. JSON is stored as text (:class:`JSONText`)
+so that NaN metrics round-trip on both (PostgreSQL's ``json`` type refuses NaN).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 #: Where an item sits in the loop: the labelled dataset D_t ("seed": the initial seed plus every item
 #: accepted in an earlier iteration), the unlabelled pool, validation, out-of-distribution test, and
@@ -22,7 +38,8 @@ ITEM_SOURCES: tuple[str, ...] = ("real", "pool", "synthetic")
 
 #: Bumped whenever a table changes, so an old project can be recognised and migrated.
 #: 2: the "candidate" role; decision, candidate-set and provenance tables.
-SCHEMA_VERSION = 2
+#: 3: unbounded text columns, JSON as text, 64-bit seeds, arrays in the database (blobs), run owners.
+SCHEMA_VERSION = 3
 #: Reviewer actions. ``undo`` withdraws the same item's latest standing decision.
 DECISION_ACTIONS: tuple[str, ...] = ("accept", "reject", "relabel", "flag", "undo")
 #: Critique flags a reviewer may attach to any decision.
@@ -34,16 +51,30 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+class JSONText(TypeDecorator):
+    """JSON kept as text on every database, so NaN and infinities round-trip (``json`` refuses them)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        return None if value is None else json.dumps(value)
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        # A schema-2 SQLite column declared JSON has numeric affinity: a bare number comes back as one.
+        return json.loads(value) if isinstance(value, (str, bytes, bytearray)) else value
+
+
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON}
+    type_annotation_map = {dict[str, Any]: JSONText, str: Text}
 
 
 class Meta(Base):
     """Key/value project metadata (name, schema version, primary subgroup attribute, ...)."""
 
     __tablename__ = "meta"
-    key: Mapped[str] = mapped_column(String(128), primary_key=True)
-    value: Mapped[Any] = mapped_column(JSON)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[Any] = mapped_column(JSONText)
 
 
 class Run(Base):
@@ -51,12 +82,15 @@ class Run(Base):
 
     __tablename__ = "runs"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(Text, index=True)
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    status: Mapped[str] = mapped_column(String(16), default="running")
-    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(Text, default="running")
+    #: ``host:pid:start`` of the process doing the run, so a run left "running" by a dead process is
+    #: recognised (and shown as interrupted) the next time the project is opened.
+    owner: Mapped[str | None] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
 
 
 class Item(Base):
@@ -67,30 +101,54 @@ class Item(Base):
         CheckConstraint(f"role IN {ITEM_ROLES}", name="ck_items_role"),
         CheckConstraint(f"source IN {ITEM_SOURCES}", name="ck_items_source"),
     )
-    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
     uri: Mapped[str | None] = mapped_column(Text)
-    role: Mapped[str] = mapped_column(String(8), index=True)
-    label: Mapped[str | None] = mapped_column(String(255), index=True)
-    oracle_label: Mapped[str | None] = mapped_column(String(255))
-    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    source: Mapped[str] = mapped_column(String(16), default="real")
+    role: Mapped[str] = mapped_column(Text, index=True)
+    label: Mapped[str | None] = mapped_column(Text, index=True)
+    oracle_label: Mapped[str | None] = mapped_column(Text)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+    source: Mapped[str] = mapped_column(Text, default="real")
     iteration_added: Mapped[int] = mapped_column(Integer, default=0)
-    content_hash: Mapped[str | None] = mapped_column(String(64))
+    content_hash: Mapped[str | None] = mapped_column(Text)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class EmbeddingSet(Base):
-    """The embeddings of the project's items under one model; vectors live in an array file."""
+    """The embeddings of the project's items under one model.
+
+    The vectors are a blob in the database (``blobs`` key ``embeddings/<model_key>``), so every
+    teammate on a shared database reads the same set and it is written atomically with its row.
+    ``path`` names an array file only for sets written before schema 3 and not yet moved.
+    """
 
     __tablename__ = "embedding_sets"
-    model_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    model_key: Mapped[str] = mapped_column(Text, primary_key=True)
     dim: Mapped[int] = mapped_column(Integer)
     n: Mapped[int] = mapped_column(Integer)
-    fingerprint: Mapped[str] = mapped_column(String(64))
-    path: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(Text)
+    path: Mapped[str | None] = mapped_column(Text)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Blob(Base):
+    """A named binary value kept in the database (an embedding array, a latent map), stored in chunks."""
+
+    __tablename__ = "blobs"
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    digest: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class BlobChunk(Base):
+    """One piece of a :class:`Blob` (pieces keep each value far below PostgreSQL's 1 GB ``bytea`` limit)."""
+
+    __tablename__ = "blob_chunks"
+    key: Mapped[str] = mapped_column(ForeignKey("blobs.key", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Iteration(Base):
@@ -100,8 +158,8 @@ class Iteration(Base):
     index: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    config: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
 
 
 class Decision(Base):
@@ -121,13 +179,13 @@ class Decision(Base):
     item_id: Mapped[str] = mapped_column(ForeignKey("items.id"), index=True)
     seq: Mapped[int] = mapped_column(Integer)
     iteration: Mapped[int] = mapped_column(Integer, index=True)
-    action: Mapped[str] = mapped_column(String(16))
-    label: Mapped[str | None] = mapped_column(String(255))
-    flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    action: Mapped[str] = mapped_column(Text)
+    label: Mapped[str | None] = mapped_column(Text)
+    flags: Mapped[list[str]] = mapped_column(JSONText, default=list)
     critique: Mapped[str | None] = mapped_column(Text)
-    reviewer: Mapped[str] = mapped_column(String(128))
+    reviewer: Mapped[str] = mapped_column(Text)
     candidate_set_id: Mapped[int | None] = mapped_column(ForeignKey("candidate_sets.id"))
-    score: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    score: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -137,12 +195,12 @@ class CandidateSet(Base):
     __tablename__ = "candidate_sets"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     iteration: Mapped[int] = mapped_column(Integer, index=True)
-    mode: Mapped[str] = mapped_column(String(16))
-    region: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    strategy: Mapped[str] = mapped_column(String(32))
-    weights: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    mode: Mapped[str] = mapped_column(Text)
+    region: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+    strategy: Mapped[str] = mapped_column(Text)
+    weights: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+    params: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -154,9 +212,9 @@ class Candidate(Base):
     item_id: Mapped[str] = mapped_column(ForeignKey("items.id"), primary_key=True)
     rank: Mapped[int] = mapped_column(Integer)
     score: Mapped[float] = mapped_column(Float)
-    components: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    suggested_label: Mapped[str | None] = mapped_column(String(255))
-    via: Mapped[str | None] = mapped_column(String(32))
+    components: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+    suggested_label: Mapped[str | None] = mapped_column(Text)
+    via: Mapped[str | None] = mapped_column(Text)
 
 
 class Provenance(Base):
@@ -164,13 +222,13 @@ class Provenance(Base):
 
     __tablename__ = "provenance"
     item_id: Mapped[str] = mapped_column(ForeignKey("items.id"), primary_key=True)
-    generator: Mapped[str] = mapped_column(String(64))
-    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    generator: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
     prompt: Mapped[str | None] = mapped_column(Text)
-    seed: Mapped[int | None] = mapped_column(Integer)
-    target_region: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    intended_label: Mapped[str | None] = mapped_column(String(255))
-    gate: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    seed: Mapped[int | None] = mapped_column(BigInteger)  # generator seeds reach 2**32 (int4 overflows)
+    target_region: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+    intended_label: Mapped[str | None] = mapped_column(Text)
+    gate: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
