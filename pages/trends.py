@@ -5,6 +5,7 @@ from dataclasses import replace
 import streamlit as st
 
 from adde_core.errors import AddeError
+from adde_core.ui.analysis import current_analysis
 from adde_core.ui.feedback import progress_bar, run_action
 from adde_core.ui.state import current_project, require_shell
 from adde_core.ui.trends import (MAP_COLOURINGS, curves_csv, evolving_map_figure, iteration_headline,
@@ -83,11 +84,13 @@ st.download_button("Download the curves (CSV)", curves_csv(history), file_name=f
 st.subheader("The evolving latent map")
 try:
     coords = project.map_coordinates()
-except AddeError:
+    if coords is None:  # never mapped yet: compute it here (stored with the project, so once)
+        current_analysis(project, project.default_model_key())
+        coords = project.map_coordinates()
+except AddeError as exc:
     coords = None
-if coords is None:  # no st.stop(): the table below still shows, and app.py still refreshes the sidebar
-    st.info("Open **Explore** once to compute the map.")
-else:
+    st.info(f"No map yet: {exc}")
+if coords is not None:  # no st.stop(): the table below still shows, and app.py still refreshes the sidebar
     items = project.items()[["id", "role", "label", "source", "iteration_added"]]
     m1, m2 = st.columns([3, 1])
     shown = m1.slider("Iteration", 0, max(project.current_iteration, 1), project.current_iteration,
