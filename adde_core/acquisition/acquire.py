@@ -19,7 +19,7 @@ import pandas as pd
 from adde_core.errors import AddeError
 
 if TYPE_CHECKING:
-    from adde_core.acquisition.generation.base import GeneratedBatch, RegionTarget
+    from adde_core.acquisition.generation.base import GeneratedBatch, RegionTarget  # noqa: F401 (RegisterFn)
     from adde_core.analysis.regions import SparseRegion
     from adde_core.embedding.base import ProgressCallback
     from adde_core.working_set import WorkingSet
