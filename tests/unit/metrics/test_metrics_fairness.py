@@ -176,3 +176,49 @@ def test_perfect_predictions_have_no_bias_and_predicted_only_class_counts():
     b = bias_amplification(yt, ["a", "b", "b", "z"])  # "z" never occurs but is predicted once
     assert b.classes == ("a", "b", "c", "z")
     np.testing.assert_allclose(b.gap, [0.0, 0.0, -0.25, 0.25])
+
+
+def _fairlearn_reference(yt, yp, groups):
+    """The report as fairlearn computes it (MetricFrame, one-vs-rest EO/DP), for pinning the numpy version."""
+    from fairlearn.metrics import count, false_positive_rate_difference, true_positive_rate_difference
+
+    mf = MetricFrame(metrics={"accuracy": accuracy_score, "count": count}, y_true=yt, y_pred=yp,
+                     sensitive_features=groups)
+    classes = np.unique(np.concatenate([yt, yp]))
+    eo, dp = [], []
+    for c in classes:
+        t, p = (yt == c).astype(np.int64), (yp == c).astype(np.int64)
+        uniq, inv = np.unique(groups, return_inverse=True)
+        has_pos = np.bincount(inv, weights=t, minlength=len(uniq)) > 0
+        has_neg = np.bincount(inv, weights=1 - t, minlength=len(uniq)) > 0
+        if has_pos.all() and has_neg.all():
+            eo.append(float(equalized_odds_difference(t, p, sensitive_features=groups)))
+        else:
+            parts = [float(diff(t[d[inv]], p[d[inv]], sensitive_features=groups[d[inv]]))
+                     for d, diff in ((has_pos, true_positive_rate_difference),
+                                     (has_neg, false_positive_rate_difference)) if d.sum() >= 2]
+            eo.append(max(parts) if parts else math.nan)
+        dp.append(float(demographic_parity_difference(t, p, sensitive_features=groups)))
+    return mf, np.array(eo), np.array(dp)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_numpy_group_metrics_equal_fairlearn_exactly(seed):
+    """The counts-based implementation gives fairlearn's numbers bit for bit (rare classes, missing cells)."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 200))
+    classes = np.array([f"c{i}" for i in range(int(rng.integers(2, 8)))])
+    p = rng.dirichlet(np.ones(len(classes)) * 0.5)
+    yt = classes[rng.choice(len(classes), size=n, p=p)]
+    yp = np.where(rng.random(n) < 0.6, yt, classes[rng.integers(0, len(classes), size=n)])
+    groups = np.array(["a", "b", "c", "d"])[rng.integers(0, int(rng.integers(1, 5)), size=n)]
+    r = group_fairness(yt, yp, groups)
+    mf, eo, dp = _fairlearn_reference(yt, yp, groups)
+    by_group = mf.by_group
+    assert r.groups == tuple(by_group.index)
+    np.testing.assert_array_equal(r.group_counts, by_group["count"].to_numpy())
+    np.testing.assert_array_equal(r.group_accuracy, by_group["accuracy"].to_numpy(dtype=float))
+    assert r.overall_accuracy == float(mf.overall["accuracy"])
+    assert r.accuracy_gap == float(mf.difference()["accuracy"])
+    np.testing.assert_array_equal(r.eo_by_class, eo)
+    np.testing.assert_array_equal(r.dp_by_class, dp)
