@@ -7,11 +7,12 @@ import streamlit as st
 from adde_core.ui.feedback import progress_bar, run_action
 from adde_core.ui.grid import image_grid
 from adde_core.ui.state import current_project, require_shell, switch_project
+from adde_core.ui.text import md, md_columns
 
 require_shell("pages/data.py")
 project = current_project()
 st.title("Data")
-st.caption(f"Project **{project.name}** · `{project.root}`")
+st.caption(f"Project **{md(project.name)}** · {md(project.root)}")
 
 with st.expander("Open or create another project"):
     path = st.text_input("Project folder", placeholder="/path/to/my_project")
@@ -58,7 +59,7 @@ with ingest_tab:
 
     report = project.last_ingest_report()  # re-read: an ingest may have just run above
     if report is not None:
-        st.markdown(f"**Last ingest** `{report.source}`")
+        st.markdown(f"**Last ingest** {md(report.source)}")
         m1, m2 = st.columns(2)
         m1.metric("Loaded", f"{report.n_loaded:,}", help="By role: " + (", ".join(
             f"{k} {v:,}" for k, v in sorted(report.loaded_by_role.items())) or "none"))
@@ -80,7 +81,7 @@ with ingest_tab:
     if chosen != current_subgroup:
         run_action(project.set_subgroup, chosen)
         if project.subgroup_attribute == chosen:
-            st.success(f"Subgroup set to `{picked}`: the next measurement uses it.")
+            st.success(f"Subgroup set to {md(picked)}: the next measurement uses it.")
 
 with embed_tab:
     sets = project.embedding_sets()
@@ -98,9 +99,9 @@ with embed_tab:
     if e3.button("Embed", type="primary"):
         summary = run_action(project.embed, model, params=params, progress=progress_bar("Embedding"))
         if summary is not None and summary.n_computed == 0:
-            st.success(f"`{summary.model_key}` is up to date: {summary.n:,} items, nothing recomputed (cache hit).")
+            st.success(f"{md(summary.model_key)} is up to date: {summary.n:,} items, nothing recomputed (cache hit).")
         elif summary is not None:
-            st.success(f"`{summary.model_key}`: {summary.n_computed:,} embedded, {summary.n_cached:,} from cache, "
+            st.success(f"{md(summary.model_key)}: {summary.n_computed:,} embedded, {summary.n_cached:,} from cache, "
                        f"{summary.images_per_second:,.0f} images/s.")
         sets = project.embedding_sets()
     if not sets.empty:
@@ -123,7 +124,7 @@ with browse_tab:
     if labels:
         shown = shown[shown["label"].isin(labels)]
     if subgroup != "(any)":
-        values = st.multiselect(f"{subgroup} values", sorted(items[subgroup].dropna().astype(str).unique()),
+        values = st.multiselect(f"{md(subgroup)} values", sorted(items[subgroup].dropna().astype(str).unique()),
                                 key="browse_attr_values")
         if values:
             shown = shown[shown[subgroup].astype(str).isin(values)]
@@ -131,4 +132,6 @@ with browse_tab:
     pages = max(1, -(-len(shown) // per_page))
     page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="browse_page")
     st.caption(f"{len(shown):,} items match; pool labels are hidden until reviewed.")
-    image_grid(shown.iloc[(page - 1) * per_page: page * per_page], caption_fields=("label", "role", *attrs[:1]))
+    fields = ("label", "role", *attrs[:1])
+    # image_grid's captions are Markdown: escape the fields they are built from.
+    image_grid(md_columns(shown.iloc[(page - 1) * per_page: page * per_page], ("id", *fields)), caption_fields=fields)

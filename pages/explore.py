@@ -10,6 +10,7 @@ from adde_core.ui.figures import COLOR_BY, map_frame, selected_ids
 from adde_core.ui.review import review_grid, reviewer_name, show_messages
 from adde_core.ui.selection_panel import selection_panel
 from adde_core.ui.state import current_project, require_shell
+from adde_core.ui.text import md
 from adde_core.ui.thumbnails import ensure_thumbnails, hover_thumbnails
 
 require_shell("pages/explore.py")
@@ -23,7 +24,7 @@ if sets.empty:
 try:
     default_key = project.default_model_key()
 except AddeError as exc:
-    st.error(str(exc))
+    st.error(md(exc))
     st.stop()
 keys = list(sets["model"])
 c1, c2, c3 = st.columns([2, 2, 1])
@@ -52,7 +53,7 @@ with right:
     rows = picked.selection.rows if picked else []
     region = plan.regions[rows[0]] if rows else None
     if region is not None:
-        st.info(region.description)
+        st.info(md(region.description))
 with left:
     fig = map_figure((str(project.root), result.fingerprint, result.map.fingerprint), color_by,
                      region.region_id if region is not None else None, frame, regions,
@@ -60,7 +61,7 @@ with left:
     event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), key="explore_map")
     hover_thumbnails(ensure_thumbnails(project))
     st.caption(f"{len(frame):,} items · {result.clusters.n_clusters} clusters · "
-               f"map from `{result.map.model_key}` (fingerprint {result.map.fingerprint[:10]}) · "
+               f"map from {md(result.map.model_key)} (fingerprint {md(result.map.fingerprint[:10])}) · "
                "hover for a thumbnail and fields, select to see images")
     cluster_note(result)
 

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from adde_core.ui.state import current_project, require_shell
+from adde_core.ui.text import md
 
 require_shell("pages/simulations.py")
 project = current_project()
@@ -18,7 +19,7 @@ roots = [project.root / "simulations", Path.cwd() / "simulations", Path.cwd() / 
 reports = sorted({p.parent for root in roots if root.is_dir() for p in root.rglob("summary.csv")},
                  key=lambda p: p.stat().st_mtime, reverse=True)
 if not reports:
-    st.info("No simulation reports found under " + ", ".join(f"`{r}`" for r in roots) + ".")
+    st.info("No simulation reports found under " + ", ".join(md(r) for r in roots) + ".")
     st.stop()
 chosen = st.selectbox("Report", reports, format_func=lambda p: str(p))
 summary = pd.read_csv(chosen / "summary.csv")
@@ -38,4 +39,5 @@ for k, (name, title) in enumerate(plots):
     if (chosen / name).exists():
         cols[k % 2].image(str(chosen / name), caption=title)
 with st.expander("Full report (report.md)"):
-    st.markdown(text)
+    # As source, not rendered: the report quotes data names and paths, which must not become Markdown.
+    st.code(text, language="markdown", wrap_lines=True)

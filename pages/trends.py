@@ -8,6 +8,7 @@ from adde_core.errors import AddeError
 from adde_core.ui.analysis import current_analysis
 from adde_core.ui.feedback import progress_bar, run_action
 from adde_core.ui.state import current_project, require_shell
+from adde_core.ui.text import md
 from adde_core.ui.trends import (MAP_COLOURINGS, curves_csv, evolving_map_figure, iteration_headline,
                                  iteration_sentence, trends_figure)
 
@@ -39,7 +40,7 @@ c1, c2, c3 = st.columns([2, 2, 3])
 if c1.button("Next iteration with my decisions", help="D_{t+1} = D_t ∪ D_valid, retrain, measure, adapt."):
     summary = run_action(project.next_iteration)
     if summary is not None:
-        st.success(iteration_sentence(summary, project.metrics_history()))
+        st.success(md(iteration_sentence(summary, project.metrics_history()), keep_lines=True))
 with c3.popover("Oracle stepping (simulation)"):
     st.caption("The oracle is a simulation: hidden pool labels, and a reference head for generated items.")
     per_iteration = st.number_input("Labels per iteration", 4, 500, 40, 4)
@@ -52,23 +53,23 @@ if one or until:
                              progress=progress_bar(f"Iteration {project.current_iteration} with the oracle"))
         if summary is None:
             break
-        st.success(iteration_sentence(summary, project.metrics_history()))
+        st.success(md(iteration_sentence(summary, project.metrics_history()), keep_lines=True))
         if summary.stop_reason or not until:
             break
 with st.expander("Fine-tune the backbone (optional; GPU recommended)"):
-    st.caption(project.finetune_note() + " The result is a new embedding set (and a new map), selectable on Explore; "
+    st.caption(md(project.finetune_note()) + " The result is a new embedding set (and a new map), selectable on Explore; "
                "the frozen set stays.")
     epochs = st.number_input("Epochs", 1, 50, 3, key="ft_epochs")
     if st.button("Fine-tune on D_t and re-embed", key="ft_run"):
         result = run_action(project.finetune_backbone, epochs=int(epochs), progress=progress_bar("Fine-tuning"),
                             embed_progress=progress_bar("Re-embedding"))
         if result is not None:
-            st.success(f"New embedding set {result.model_key}: {result.n_train} training items, {result.epochs} "
-                       f"epochs on {result.device}, train accuracy {result.train_accuracy:.3f}, "
+            st.success(f"New embedding set {md(result.model_key)}: {result.n_train} training items, {result.epochs} "
+                       f"epochs on {md(result.device)}, train accuracy {result.train_accuracy:.3f}, "
                        f"{result.seconds:.0f} s")
 decision = project.check_stop() if project.current_iteration > 0 else None
 if decision is not None:
-    (st.warning if decision.stop else st.caption)(decision.reason)
+    (st.warning if decision.stop else st.caption)(md(decision.reason))
 
 history = project.metrics_history()
 if project.current_iteration != t:
@@ -89,7 +90,7 @@ try:
         coords = project.map_coordinates()
 except AddeError as exc:
     coords = None
-    st.info(f"No map yet: {exc}")
+    st.info(f"No map yet: {md(exc)}")
 if coords is not None:  # no st.stop(): the table below still shows, and app.py still refreshes the sidebar
     items = project.items()[["id", "role", "label", "source", "iteration_added"]]
     m1, m2 = st.columns([3, 1])

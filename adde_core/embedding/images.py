@@ -42,7 +42,7 @@ def load_rgb(source: ImageInput) -> Image.Image:
         larger than the decompression-bomb limit. The message names the file.
     """
     if isinstance(source, Image.Image):
-        return _to_rgb(source)
+        return to_rgb(source)
     path = Path(os.fspath(source))
     try:
         if path.stat().st_size == 0:
@@ -51,7 +51,7 @@ def load_rgb(source: ImageInput) -> Image.Image:
             image.load()
             # exif_transpose always returns a new image, so the result stays
             # valid after the file handle closes.
-            return _to_rgb(ImageOps.exif_transpose(image))
+            return to_rgb(ImageOps.exif_transpose(image))
     except AddeError:
         raise
     except FileNotFoundError as exc:
@@ -71,8 +71,20 @@ def load_rgb(source: ImageInput) -> Image.Image:
         raise AddeError(f"Cannot read image {path}: the file is truncated or corrupt ({exc}).") from exc
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any PIL mode to 8-bit RGB without saturating 16-bit grayscale."""
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB without saturating 16-bit grayscale.
+
+    Parameters
+    ----------
+    image : PIL.Image.Image
+        A decoded image in any mode.
+
+    Returns
+    -------
+    PIL.Image.Image
+        ``image`` itself when it is RGB already, else an RGB copy; 16-bit grayscale is
+        rescaled (value / 256) rather than clipped.
+    """
     if image.mode == "RGB":
         return image
     if image.mode in _HIGH_BIT_DEPTH_MODES:

@@ -8,6 +8,7 @@ import streamlit as st
 
 from adde_core.project import Project
 from adde_core.ui.feedback import progress_bar, run_action
+from adde_core.ui.text import md
 
 ACTIVE_SET = "active_candidate_set"
 
@@ -102,12 +103,12 @@ def gate_summary(project: Project, set_id: int) -> None:
     n, kept = summary.get("n_generated", 0), summary.get("n_kept", 0)
     reasons = {k: v for k, v in summary.get("gate", {}).items() if k != "kept" and v}
     st.markdown(f"**Quality gate:** kept {kept} of {n} generated ({kept / max(n, 1):.0%})"
-                + (" · dropped: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in reasons.items())
+                + (" · dropped: " + ", ".join(f"{md(k.replace('_', ' '))} {v}" for k, v in reasons.items())
                    if reasons else ""))
     if summary.get("prompt"):
-        st.caption(f"Prompt: {summary['prompt']}")
+        st.caption(f"Prompt: {md(summary['prompt'])}")
     dropped = summary.get("dropped", [])
     if dropped:
         with st.expander(f"Dropped images ({len(dropped)})"):
             st.image([str(project.resolve_uri(d["uri"])) for d in dropped[:48]], width=56,
-                     caption=[d["reason"].replace("_", " ") for d in dropped[:48]])
+                     caption=[md(d["reason"].replace("_", " ")) for d in dropped[:48]])

@@ -6,6 +6,7 @@ import numpy as np
 import streamlit as st
 
 from adde_core.analysis import AnalysisResult
+from adde_core.ui.text import md
 
 #: Above this share of all items the largest cluster is called out as one that likely mixes kinds.
 LARGE_CLUSTER_SHARE = 0.3
@@ -51,4 +52,4 @@ def cluster_quality_text(result: AnalysisResult) -> str:
 
 def cluster_note(result: AnalysisResult) -> None:
     """Show :func:`cluster_quality_text` as a caption next to the map (as text, never Markdown)."""
-    st.caption(cluster_quality_text(result), unsafe_allow_html=False)
+    st.caption(md(cluster_quality_text(result)))

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from adde_core.errors import AddeError
+from adde_core.ui.text import md
 
 T = TypeVar("T")
 log = logging.getLogger("adde")
@@ -27,14 +28,15 @@ def progress_bar(label: str) -> Callable[[int, int], None]:
 def run_action(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
     """Run a user-triggered action; show errors as one readable line, never as a traceback.
 
-    ``AddeError`` messages are written for users and shown as they are. Anything else
-    is a bug: the traceback goes to the server log and the user gets its one-line summary.
+    ``AddeError`` messages are written for users and shown as they are, as text: they quote
+    file names, ids and labels, which must not render as Markdown. Anything else is a bug:
+    the traceback goes to the server log and the user gets its one-line summary.
     """
     try:
         return fn(*args, **kwargs)
     except AddeError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
     except Exception as exc:  # noqa: BLE001 - the UI must survive any failure of an action
         log.exception("action %s failed", getattr(fn, "__name__", fn))
-        st.error(f"{type(exc).__name__}: {exc} (details in the server log)")
+        st.error(f"{type(exc).__name__}: {md(exc)} (details in the server log)")
     return None

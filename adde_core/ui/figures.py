@@ -8,12 +8,14 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from adde_core.analysis import AnalysisResult
+from adde_core.ui.text import plotly_text
 
 #: Ways to colour the map; "subgroup" resolves to the project's subgroup attribute.
 COLOR_BY = ("cluster", "label", "subgroup", "role", "source", "iteration", "density")
 #: Kept short on purpose: hover text is sent for every point (6.6 MB at 100k with five fields).
 HOVER_FIELDS = ("id", "label", "role")
 REGION_PREFIX = "region:"
+_LEGEND = "_legend"  # the colour column as Plotly text; the raw column stays for customdata and selection
 
 
 def map_frame(result: AnalysisResult, subgroup: str | None) -> pd.DataFrame:
@@ -46,12 +48,18 @@ def latent_map_figure(frame: pd.DataFrame, *, color_by: str, regions: pd.DataFra
     """
     color = color_by if color_by in frame else "cluster"
     hover = [c for c in HOVER_FIELDS if c in frame and c != color]
+    if color != "density":
+        # Category values become legend names and literal parts of the hover template, which
+        # Plotly reads as HTML (and "%{...}" as a placeholder): plot an escaped copy of the column.
+        frame = frame.assign(**{_LEGEND: frame[color].astype(str).map(plotly_text)})
     kwargs = {"color_continuous_scale": "Viridis"} if color == "density" else {
-        "category_orders": {color: sorted(frame[color].unique(), key=_natural)},
+        "labels": {_LEGEND: color},
+        "category_orders": {_LEGEND: sorted(frame[_LEGEND].unique(), key=_natural)},
         # 48 distinct colours: the default 10 repeat, and then C0 and C10 look like one cluster.
         "color_discrete_sequence": px.colors.qualitative.Dark24 + px.colors.qualitative.Light24,
         # Noise and unlabelled points are context, not categories: draw them grey.
         "color_discrete_map": {"noise": "lightgrey", "(unlabelled)": "lightgrey", "(none)": "lightgrey"}}
+    color = color if color == "density" else _LEGEND
     # Plotly Express shares customdata columns with hover_data, so "label" costs nothing
     # extra unless the map is coloured by label.
     custom = [c for c in ("id", "label") if c in frame]
@@ -69,7 +77,7 @@ def latent_map_figure(frame: pd.DataFrame, *, color_by: str, regions: pd.DataFra
             x=shown["x"], y=shown["y"], mode="markers+text", name="sparse regions",
             text=[f"R{r}" for r in shown["rank"]], textposition="top center",
             customdata=[[f"{REGION_PREFIX}{r}"] for r in shown["region_id"]],
-            hovertext=[f"R{r.rank} {r.kind} ×{r.score:.1f}: {r.reason}" for r in shown.itertuples()],
+            hovertext=[plotly_text(f"R{r.rank} {r.kind} ×{r.score:.1f}: {r.reason}") for r in shown.itertuples()],
             hoverinfo="text", marker={"symbol": "star", "size": 16, "color": "crimson",
                                       "line": {"width": 1, "color": "white"}},
         ))

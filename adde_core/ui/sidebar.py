@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from adde_core.project import Project
+from adde_core.ui.text import md, md_table
 
 
 def render_sidebar(project: Project) -> Callable[[], None]:
@@ -38,8 +39,8 @@ def _snapshot(project: Project) -> tuple[int, pd.DataFrame]:
 
 def _draw(project: Project, slot, iteration: int, counts: pd.DataFrame) -> None:
     with slot.container():
-        st.markdown(f"**Project:** {project.name}")
-        st.caption(str(project.root))
+        st.markdown(f"**Project:** {md(project.name)}")
+        st.caption(md(project.root))
         st.metric("Iteration", iteration, help="Turns of the refinement loop completed so far.")
         if counts.empty:
             st.caption("No items yet: ingest data on the Data page.")
@@ -48,4 +49,4 @@ def _draw(project: Project, slot, iteration: int, counts: pd.DataFrame) -> None:
         table["total"] = table.sum(axis=1)
         table = table.rename(columns={"synthetic": "synth"})  # five columns must fit the sidebar
         # st.table renders real HTML (st.dataframe draws on a canvas), so counts are readable and testable.
-        st.table(table)
+        st.table(md_table(table))  # its cells are Markdown

@@ -12,6 +12,13 @@ ids with the same slug, e.g. ``cat/a b`` and ``cat/a_b``, still get different fi
 The browser computes the same name from ``customdata[0]`` with a JavaScript mirror of
 :func:`thumb_name`, so the figure carries no extra column: a name per point would add
 about a third to the map's JSON, which is sent on every rerun.
+
+What is served
+--------------
+Everything under the static folder is public to anyone who can reach the app, so it
+holds thumbnails only: ``static/thumbs/<project>/<name>.png``. The bookkeeping (which
+fingerprint and size a folder was made for, which project folder owns it) lives in a
+private folder next to it, ``.cache/thumbs/`` beside ``static/``, which is not served.
 """
 
 from __future__ import annotations
@@ -26,14 +33,17 @@ from typing import Any
 
 import streamlit as st
 
+from adde_core.embedding.images import to_rgb
 from adde_core.store.database import slugify
 
 #: Streamlit serves ``static/`` next to the main script (app.py) under ``/app/static/``
 #: when ``server.enableStaticServing`` is on (see ``.streamlit/config.toml``).
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 THUMBS = "thumbs"
-MANIFEST = "manifest.json"
-OWNER = "project_root.txt"
+#: The private bookkeeping folder, relative to the static folder's parent (``.cache/`` is git-ignored).
+STATE = Path(".cache") / "thumbs"
+#: Files that older versions wrote into each served thumbnail folder; removed when seen.
+LEGACY_FILES = ("manifest.json", "project_root.txt")
 _FNV_OFFSET, _FNV_PRIME = 0x811C9DC5, 0x01000193
 
 
@@ -63,12 +73,14 @@ def project_thumb_dir(root: Path | str) -> str:
 
 
 def write_thumbnails(paths: Iterable[tuple[str, str]], folder: Path | str, *, size: int = 64,
-                     fingerprint: str | None = None, workers: int | None = None) -> int:
+                     fingerprint: str | None = None, workers: int | None = None,
+                     state: Path | str | None = None) -> int:
     """Write a PNG thumbnail for each ``(item_id, image_path)`` that ``folder`` lacks.
 
-    A manifest in ``folder`` records ``fingerprint`` and ``size``: when both match, nothing
-    is read or written (no per-file checks); otherwise the folder is listed once and only
-    missing thumbnails are made (all of them when ``size`` changed).
+    A state file records ``fingerprint`` and ``size``: when both match, nothing is read or
+    written (no per-file checks); otherwise the folder is listed once and only missing
+    thumbnails are made (all of them when ``size`` changed). ``folder`` itself receives
+    thumbnails only, so it can be served as it is.
 
     Parameters
     ----------
@@ -82,6 +94,9 @@ def write_thumbnails(paths: Iterable[tuple[str, str]], folder: Path | str, *, si
         Any string that changes when the set of items changes; None always lists the folder.
     workers
         Threads for decoding and encoding (PIL releases the GIL while it does); default: CPU count.
+    state
+        The state file; default ``<folder>.json`` beside ``folder``. Keep it out of any
+        served folder.
 
     Returns
     -------
@@ -91,9 +106,8 @@ def write_thumbnails(paths: Iterable[tuple[str, str]], folder: Path | str, *, si
     if size < 1:
         raise ValueError(f"size must be a positive number of pixels, got {size}")
     folder = Path(folder)
-    manifest = folder / MANIFEST
-    state = {"fingerprint": fingerprint, "size": size}
-    if _up_to_date(folder, fingerprint, size):
+    manifest = Path(state) if state is not None else folder.with_name(folder.name + ".json")
+    if _up_to_date(manifest, fingerprint, size):
         return 0
     folder.mkdir(parents=True, exist_ok=True)
     same_size = (_read_json(manifest) or {}).get("size") == size
@@ -103,7 +117,8 @@ def write_thumbnails(paths: Iterable[tuple[str, str]], folder: Path | str, *, si
     todo = [(folder / name, Path(p)) for name, p in names if name not in have]
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         written = sum(pool.map(lambda job: _thumbnail(job[1], job[0], size), todo))
-    manifest.write_text(json.dumps(state))
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(json.dumps({"fingerprint": fingerprint, "size": size}))
     return written
 
 
@@ -120,7 +135,8 @@ def ensure_thumbnails(project: Any, *, size: int = 64, static_dir: Path | str | 
     size
         Longest side of a thumbnail in pixels.
     static_dir
-        The app's static folder; the repository's ``static/`` by default.
+        The app's static folder; the repository's ``static/`` by default. Only thumbnails
+        are written under it; the bookkeeping goes to :data:`STATE` beside it.
 
     Returns
     -------
@@ -139,40 +155,63 @@ def ensure_thumbnails(project: Any, *, size: int = 64, static_dir: Path | str | 
 def _ensure(root: str, fingerprint: str, size: int, static_dir: str, *, _project: Any) -> str:
     name = project_thumb_dir(root)
     thumbs = Path(static_dir) / THUMBS
-    _prune_orphans(thumbs)
-    if not _up_to_date(thumbs / name, fingerprint, size):  # skips loading the items (0.3 s at 10k)
+    private = Path(static_dir).parent / STATE
+    _prune_orphans(thumbs, private)
+    state = private / f"{name}.json"
+    if not _up_to_date(state, fingerprint, size):  # skips loading the items (0.3 s at 10k)
         items = _project.items()
-        write_thumbnails(zip(items["id"], items["path"]), thumbs / name, size=size, fingerprint=fingerprint)
+        write_thumbnails(zip(items["id"], items["path"]), thumbs / name, size=size, fingerprint=fingerprint,
+                         state=state)
     (thumbs / name).mkdir(parents=True, exist_ok=True)
-    (thumbs / name / OWNER).write_text(root)  # lets a later run prune this folder once the project is gone
+    private.mkdir(parents=True, exist_ok=True)
+    (private / f"{name}.owner").write_text(root)  # lets a later run prune this folder once the project is gone
     base = (st.get_option("server.baseUrlPath") or "").strip("/")
     return f"{'/' + base if base else ''}/app/static/{THUMBS}/{name}/"
 
 
-def _up_to_date(folder: Path, fingerprint: str | None, size: int) -> bool:
-    return fingerprint is not None and _read_json(folder / MANIFEST) == {"fingerprint": fingerprint, "size": size}
+def _up_to_date(state: Path, fingerprint: str | None, size: int) -> bool:
+    return fingerprint is not None and _read_json(state) == {"fingerprint": fingerprint, "size": size}
 
 
-def _prune_orphans(thumbs: Path) -> None:
-    """Delete thumbnail folders of projects whose folder is gone (e.g. test projects in a temp dir)."""
+def _prune_orphans(thumbs: Path, private: Path) -> None:
+    """Delete thumbnail folders of projects whose folder is gone (e.g. test projects in a temp dir).
+
+    Also moves what older versions kept inside the served folders (the owner's absolute
+    path, the manifest) out of them, so the static folder serves thumbnails only.
+    """
     import shutil
 
-    for owner in thumbs.glob(f"*/{OWNER}"):
+    for legacy in (p for name in LEGACY_FILES for p in thumbs.glob(f"*/{name}")):
+        try:
+            if legacy.name == "project_root.txt":
+                private.mkdir(parents=True, exist_ok=True)
+                (private / f"{legacy.parent.name}.owner").write_text(legacy.read_text())
+            legacy.unlink()
+        except OSError:
+            pass
+    for owner in private.glob("*.owner"):
         try:
             if not Path(owner.read_text().strip()).exists():
-                shutil.rmtree(owner.parent, ignore_errors=True)
+                shutil.rmtree(thumbs / owner.stem, ignore_errors=True)
+                (private / f"{owner.stem}.json").unlink(missing_ok=True)
+                owner.unlink()
         except OSError:
             pass
 
 
 def _thumbnail(src: Path, dest: Path, size: int) -> bool:
-    from PIL import Image
+    """One thumbnail, oriented and converted as :func:`adde_core.embedding.images.load_rgb` does."""
+    from PIL import Image, ImageOps
 
     try:
-        with Image.open(src) as im:
-            im.draft(im.mode, (size, size))  # JPEG decodes at a reduced scale: much faster for photos
+        with Image.open(src) as opened:
+            opened.draft(opened.mode, (size, size))  # JPEG decodes at a reduced scale: much faster for photos
+            # Upright as the embedder and the review cards see it (EXIF orientation).
+            im = ImageOps.exif_transpose(opened)
             if im.mode not in ("L", "RGB", "RGBA", "LA"):
-                im = im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB")
+                alpha = "A" in im.getbands() or "transparency" in im.info
+                # to_rgb rescales 16-bit greyscale to 8 bits; a plain convert() would turn it white.
+                im = im.convert("RGBA") if alpha else to_rgb(im)
             im.thumbnail((size, size))
             # Written under a temporary name and renamed, so the browser never gets half a file.
             tmp = dest.with_suffix(".tmp")

@@ -11,6 +11,8 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
+from adde_core.ui.text import plotly_text
+
 @dataclass(frozen=True)
 class TrendPanel:
     """One panel of the trend figure: its title, its curves and the unit they share.
@@ -198,7 +200,8 @@ def evolving_map_figure(coords: pd.DataFrame, items: pd.DataFrame, iteration: in
         palette = sample_colorscale("Viridis", [k / max(len(groups) - 1, 1) for k in range(len(groups))])
         named = [(_joined_name(int(t)), part, colour) for (t, part), colour in zip(groups, palette)]
     else:
-        named = [(str(label), part, None) for label, part in data.groupby("label", sort=True)]
+        # Legend names are Plotly text (a small HTML subset): a label is shown as what it says.
+        named = [(plotly_text(label), part, None) for label, part in data.groupby("label", sort=True)]
     for name, part, colour in named:
         symbols = np.where(part["source"] == "synthetic", "diamond", "circle")
         fig.add_trace(go.Scattergl(x=part["x"], y=part["y"], mode="markers", name=name,

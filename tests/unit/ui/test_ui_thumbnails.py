@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -102,7 +103,7 @@ def test_ensure_thumbnails_serves_the_project_folder_and_prunes_orphans(small_de
     static = tmp_path / "static"
     orphan = static / T.THUMBS / "gone-0000000000"
     orphan.mkdir(parents=True)
-    (orphan / T.OWNER).write_text(str(tmp_path / "deleted-project"))
+    (orphan / "project_root.txt").write_text(str(tmp_path / "deleted-project"))  # as older versions wrote it
     project = Project.open(small_demo_dir)
     try:
         prefix = T.ensure_thumbnails(project, size=32, static_dir=static)
@@ -113,10 +114,67 @@ def test_ensure_thumbnails_serves_the_project_folder_and_prunes_orphans(small_de
         t0 = time.perf_counter()
         assert T.ensure_thumbnails(project, size=32, static_dir=static) == prefix
         print(f"cached ensure_thumbnails: {(time.perf_counter() - t0) * 1e3:.2f} ms")
-        assert (folder / T.OWNER).read_text() == str(project.root)  # the owner is kept: not an orphan
+        owner = tmp_path / T.STATE / f"{name}.owner"
+        assert owner.read_text() == str(project.root)  # the owner is kept, outside static/: not an orphan
     finally:
         project.close()
         T._ensure.clear()
+
+
+def test_the_static_folder_holds_thumbnails_only(small_demo_dir, tmp_path):
+    # Streamlit serves everything under static/ to anyone who reaches the app: no project path,
+    # no bookkeeping, and files an older version left there are moved out.
+    from adde_core.project import Project
+
+    static = tmp_path / "static"
+    legacy = static / T.THUMBS / T.project_thumb_dir(str(Path(small_demo_dir).resolve()))
+    legacy.mkdir(parents=True)
+    (legacy / "project_root.txt").write_text(str(small_demo_dir))
+    (legacy / "manifest.json").write_text("{}")
+    project = Project.open(small_demo_dir)
+    try:
+        prefix = T.ensure_thumbnails(project, size=16, static_dir=static)
+        served = [p for p in static.rglob("*") if p.is_file()]
+        assert served and all(p.suffix == ".png" and p.parent.parent == static / T.THUMBS for p in served)
+        assert len(served) == len(project.items())
+        assert not any(str(project.root) in p.read_bytes().decode("latin-1") for p in served[:20])
+        assert prefix.endswith(f"/{legacy.name}/")
+        private = [p.name for p in (tmp_path / T.STATE).iterdir()]
+        assert sorted(private) == [f"{legacy.name}.json", f"{legacy.name}.owner"]
+    finally:
+        project.close()
+        T._ensure.clear()
+
+
+def test_thumbnails_are_upright_and_16_bit_images_keep_their_greys(tmp_path):
+    # As load_rgb (what the embedder and the review cards see): EXIF orientation applied,
+    # 16-bit greyscale rescaled to 8 bits rather than clipped to white.
+    from adde_core.embedding.images import load_rgb
+
+    src = tmp_path / "src"
+    src.mkdir()
+    ramp = (np.arange(40 * 20, dtype=np.uint32).reshape(40, 20) * 80).astype(np.uint16)  # 0 .. 63,920
+    Image.fromarray(ramp).save(src / "deep.png")
+    with Image.open(src / "deep.png") as im:
+        assert im.mode.startswith("I")  # really stored as 16-bit
+    wide = np.zeros((30, 60, 3), dtype=np.uint8)
+    wide[:, :30] = (255, 0, 0)  # red left half
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90° clockwise to display
+    Image.fromarray(wide).save(src / "rotated.jpg", exif=exif, quality=95)
+    out = tmp_path / "out"
+    assert T.write_thumbnails([("deep", src / "deep.png"), ("rotated", src / "rotated.jpg")], out, size=64) == 2
+
+    deep = np.asarray(Image.open(out / T.thumb_name("deep")).convert("L"), dtype=float)
+    reference = np.asarray(load_rgb(src / "deep.png").convert("L"), dtype=float)
+    assert deep.shape == reference.shape == (40, 20)
+    assert np.abs(deep - reference).max() <= 1 and deep.min() == 0 and 240 <= deep.max() < 255
+    assert len(np.unique(deep)) > 100  # a ramp, not a white (or two-tone) square
+
+    rotated = Image.open(out / T.thumb_name("rotated")).convert("RGB")
+    assert rotated.size == load_rgb(src / "rotated.jpg").size == (30, 60)  # portrait, as displayed
+    top, bottom = np.asarray(rotated)[:20].mean(axis=(0, 1)), np.asarray(rotated)[-20:].mean(axis=(0, 1))
+    assert top[0] > 200 > bottom[0]  # the red half, on top after the 90° turn
 
 
 def test_map_points_carry_id_then_label_in_customdata():

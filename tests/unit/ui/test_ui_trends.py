@@ -138,7 +138,8 @@ def test_evolving_map_by_label_and_data_strings_stay_out_of_the_hover_template()
     items.loc[0, "label"] = "<b>cat</b>"
     fig = evolving_map_figure(coords, items, 2, colour_by="label")
     names = [t.name for t in fig.data]
-    assert names[:4] == ["not in D_t (pool, val, …)", "<b>cat</b>", "cat", "dog"]
+    # Legend names are Plotly text (an HTML subset): the label is written so that it shows as typed.
+    assert names[:4] == ["not in D_t (pool, val, …)", "&lt;b&gt;cat&lt;/b&gt;", "cat", "dog"]
     assert all("<b>cat" not in (t.hovertemplate or "") for t in fig.data)
     assert MAP_COLOURINGS == ("iteration joined", "label")
     with pytest.raises(ValueError, match="colour_by"):
