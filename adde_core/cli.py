@@ -48,9 +48,10 @@ def _print_report(report) -> None:
         print(f"  [{issue.severity}] {where}: {issue.reason}")
 
 
-def _embed(project, model: str | None, params: dict[str, object]) -> None:
+def _embed(project, model: str | None, params: dict[str, object], **engine: object) -> None:
+    """Embed with a progress bar; ``engine`` holds Project.embed's engine, address and ray_cpus."""
     with _bar("embedding") as progress:
-        summary = project.embed(model, params=params, progress=progress)
+        summary = project.embed(model, params=params, progress=progress, **engine)
     if summary.n_computed == 0:
         print(f"embeddings {summary.model_key}: up to date, {summary.n} items from cache, 0 recomputed")
     else:
@@ -135,9 +136,15 @@ def cmd_embed(args: argparse.Namespace) -> None:
     from adde_core.project import Project
 
     # With a database URL, a teammate's new folder on the shared database can embed straight away.
+    if args.engine != "ray" and (args.address is not None or args.ray_cpus is not None):
+        raise AddeError("--address and --ray-cpus need --engine ray")
+    engine = {"engine": args.engine, "address": args.address, "ray_cpus": args.ray_cpus} if args.engine == "ray" else {}
     project = Project.open_or_create(args.project, database_url=args.database_url) if args.database_url \
         else Project.open(args.project)
-    _embed(project, args.model, _params(args.param))
+    try:
+        _embed(project, args.model, _params(args.param), **engine)
+    finally:
+        project.close()
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -238,6 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--project", required=True)
     p.add_argument("--model", default=None)
     p.add_argument("--param", action="append", default=[], help="embedder parameter key=value (repeatable)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: in this process (default); ray: a Ray Data job, one model actor per CPU or GPU, "
+                        "on a local Ray instance or the cluster at --address (same cache, same embedding set)")
+    p.add_argument("--address", default=None, metavar="ADDR",
+                   help="with --engine ray: ray://HEAD:10001 (Ray Client), HEAD:6379 or auto; "
+                        "default: start a local Ray instance on loopback")
+    p.add_argument("--ray-cpus", type=int, default=None, metavar="N",
+                   help="with --engine ray and no --address: CPUs of the local Ray instance (default 2)")
     _database_url(p)
     p.set_defaults(func=cmd_embed)
 

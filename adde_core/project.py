@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from adde_core.working_set import WorkingSet
 
 PROJECT_FILE = "adde_project.json"
+#: Where :meth:`Project.embed` computes vectors: in this process, or as a Ray Data job (a cluster or local Ray).
+EMBED_ENGINES = ("local", "ray")
 #: Store meta key: the data root recorded by the first project on a shared database.
 DATA_ROOT_KEY = "data_root"
 
@@ -285,8 +287,13 @@ class Project:
 
     # ------------------------------------------------------------- embeddings
     def embed(self, name: str | None = None, *, params: dict[str, Any] | None = None, batch_size: int = 64,
-              progress: ProgressCallback | None = None) -> EmbeddingSummary:
+              progress: ProgressCallback | None = None, engine: str = "local", address: str | None = None,
+              ray_cpus: int | None = None) -> EmbeddingSummary:
         """Embed every item that has an image, computing only what the cache lacks.
+
+        Both engines fill the same cache and save the same embedding set, so everything
+        downstream is unchanged and a job that stopped (either engine) resumes from the
+        cache under the other one too.
 
         Parameters
         ----------
@@ -296,15 +303,47 @@ class Project:
             (``params={"name": ...}`` picks the set when there are several).
         params
             Keyword arguments for the embedder (e.g. ``image_size``, ``model_name``, ``pretrained``).
+        batch_size
+            Images per forward pass and per cache shard.
         progress
             Called as ``progress(done, total)`` after each batch.
+        engine
+            One of :data:`EMBED_ENGINES`: ``"local"`` (default) embeds in this process;
+            ``"ray"`` runs a Ray Data job with one model actor per CPU or GPU
+            (:func:`adde_core.embedding.embed_with_ray`). Every Ray worker must see the
+            item files at the same paths.
+        address
+            With ``engine="ray"``: the cluster, ``"ray://head:10001"`` (Ray Client),
+            ``"head:6379"`` or ``"auto"``; None starts a local Ray instance on loopback for
+            this call.
+        ray_cpus
+            With ``engine="ray"`` and no ``address``: CPUs of the local instance (default 2).
+
+        Raises
+        ------
+        AddeError
+            For an unknown engine; with ``engine="ray"``, when Ray is not installed, the
+            address cannot be reached or a worker died mid-job. The run is then recorded as
+            interrupted, every batch that finished is in the cache, and the same call again
+            computes only the rest.
         """
         from adde_core.embedding import DEFAULT_EMBEDDER, EmbeddingCache, create_embedder, embed_with_cache
 
+        if engine not in EMBED_ENGINES:
+            raise AddeError(f"unknown embedding engine {engine!r}; choose one of {', '.join(EMBED_ENGINES)}")
+        if engine != "ray" and (address is not None or ray_cpus is not None):
+            raise AddeError("a Ray address or CPU count needs engine='ray' (`--engine ray` on the command line)")
         name = name or DEFAULT_EMBEDDER
         params = dict(params or {})
         if name == "precomputed":
             return self._precomputed_summary(params.get("name"))
+        if engine == "ray":
+            from adde_core.embedding.distributed import check_address, require_ray
+
+            # Before building the model or recording a run: a missing package or a wrong address is
+            # said in seconds, and leaves no interrupted run behind.
+            require_ray()
+            check_address(address)
         embedder = create_embedder(name, **self._resolve_params(params))
         frame = self.store.items_frame()
         frame = frame[frame["content_hash"].notna()]
@@ -318,12 +357,25 @@ class Project:
                 progress(len(frame), len(frame))
             return EmbeddingSummary(embedder.key, len(stored.ids), stored.vectors.shape[1], fingerprint, 0,
                                     len(stored.ids), 0.0)
-        run_id = self.store.start_run("embed", {"embedder": name, "params": params, "model_key": embedder.key})
+        run_id = self.store.start_run("embed", {"embedder": name, "params": params, "model_key": embedder.key,
+                                                "engine": engine})
         start = time.perf_counter()
-        outcome = embed_with_cache(
-            embedder, [self.resolve_uri(u) for u in frame["uri"]], list(frame["content_hash"]),
-            EmbeddingCache(self.cache_dir / "embeddings"), batch_size=batch_size, progress=progress,
-        )
+        paths, keys = [self.resolve_uri(u) for u in frame["uri"]], list(frame["content_hash"])
+        cache = EmbeddingCache(self.cache_dir / "embeddings")
+        try:
+            if engine == "ray":
+                from adde_core.embedding import embed_with_ray
+
+                outcome = embed_with_ray(name, self._resolve_params(params), paths, keys, cache,
+                                         model_key=embedder.key, address=address, batch_size=batch_size,
+                                         progress=progress, **({"local_cpus": ray_cpus} if ray_cpus else {}))
+            else:
+                outcome = embed_with_cache(embedder, paths, keys, cache, batch_size=batch_size, progress=progress)
+        except AddeError as exc:
+            # Shown as interrupted (project info, the next open) with the reason; the cache keeps every
+            # finished batch, so the same call resumes. A kill -9 is caught by mark_interrupted_runs instead.
+            self.store.finish_run(run_id, status="interrupted", summary={"interrupted": str(exc)})
+            raise
         seconds = time.perf_counter() - start
         ok = getattr(outcome, "ok", None)
         if ok is not None and not ok.all():

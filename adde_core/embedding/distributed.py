@@ -279,6 +279,34 @@ def _image_paths(images: Sequence[ImageInput]) -> list[str]:
     return paths
 
 
+def require_ray() -> ModuleType:
+    """Import Ray (and Ray Data), or raise an :class:`~adde_core.errors.AddeError` that names what to install.
+
+    Returns
+    -------
+    module
+        The ``ray`` module.
+    """
+    return _import_ray()
+
+
+def check_address(address: str | None) -> None:
+    """Fail within :data:`CONNECT_TIMEOUT_S`, naming ``address``, when no Ray cluster can be reached there.
+
+    None (a local instance), ``"auto"`` and a process where Ray is already initialised
+    (that connection is used) pass without a check.
+
+    Raises
+    ------
+    AddeError
+        If the address is malformed or nothing accepts a TCP connection there.
+    """
+    if address is None or address.strip() == "auto":
+        return
+    if not _import_ray().is_initialized():
+        _probe(address.strip())
+
+
 def _import_ray() -> ModuleType:
     """Import Ray, naming the package to install when it is missing."""
     try:

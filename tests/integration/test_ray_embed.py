@@ -63,6 +63,66 @@ def test_unreachable_address_fails_fast_and_names_it(form, images, tmp_path):
     assert not ray.is_initialized()
 
 
+def _project(folder: Path, images: list[Path]):
+    """A project of the readable images (ingest rejects the broken one), labelled by parity."""
+    import pandas as pd
+
+    from adde_core.project import Project
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [{"path": str(p), "label": "even" if k % 2 == 0 else "odd", "role": "seed"}
+            for k, p in enumerate(images) if p.name != "broken.png"]
+    pd.DataFrame(rows).to_csv(folder / "manifest.csv", index=False)
+    project = Project.create(folder / "project")
+    report = project.ingest_manifest(folder / "manifest.csv", data_root=images[0].parent)
+    assert report.n_loaded == 24, report.issues
+    return project
+
+
+def _cli_args(root: Path, *extra: str) -> list[str]:
+    return ["embed", "--project", str(root), "--param", "image_size=32", "--param", "device=cpu", *extra]
+
+
+# Like the test above, these need Ray not initialised in this process yet.
+def test_cli_engine_ray_with_an_unreachable_address_fails_fast_and_records_nothing(images, tmp_path, capsys):
+    from adde_core.cli import main
+
+    project = _project(tmp_path, images)
+    root = project.root
+    project.close()
+    address = f"ray://127.0.0.1:{_closed_port()}"
+    started = time.perf_counter()
+    assert main(_cli_args(root, "--engine", "ray", "--address", address)) == 2
+    assert time.perf_counter() - started < 10
+    err = capsys.readouterr().err
+    assert f"\nerror: Cannot reach the Ray cluster at '{address}': connection refused." in err
+    assert "Traceback" not in err and not ray.is_initialized()
+    assert main(_cli_args(root, "--address", address)) == 2  # an address without --engine ray
+    assert "--address and --ray-cpus need --engine ray" in capsys.readouterr().err
+    from adde_core.project import Project
+
+    project = Project.open(root)
+    try:
+        assert project.store.runs("embed") == [] and project.embedding_sets().empty
+    finally:
+        project.close()
+
+
+def test_engine_ray_without_ray_installed_says_what_to_install(images, tmp_path, monkeypatch):
+    import sys
+
+    project = _project(tmp_path, images)
+    try:
+        monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if it were not installed
+        with pytest.raises(AddeError, match=r"needs Ray: run `pip install ray==2\.60\.0`"):
+            project.embed(params=PARAMS, engine="ray")
+        with pytest.raises(AddeError, match="unknown embedding engine 'spark'; choose one of local, ray"):
+            project.embed(params=PARAMS, engine="spark")
+        assert project.store.runs("embed") == []
+    finally:
+        project.close()
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     """One local Ray instance for the jobs below, started the way embed_with_ray starts one (2 CPUs, loopback)."""
@@ -108,3 +168,60 @@ def test_an_actor_that_cannot_build_the_embedder_gives_its_reason(local_ray, ima
     with pytest.raises(AddeError, match=expected):
         distributed.embed_with_ray(NAME, PARAMS, images[:3], ["a", "b", "c"], EmbeddingCache(tmp_path),
                                    model_key="wrong", concurrency=1)
+
+
+def test_project_and_cli_engine_ray_save_the_in_process_embedding_set(local_ray, images, tmp_path, capsys):
+    from adde_core.cli import main
+
+    local = _project(tmp_path / "local", images)
+    by_ray = _project(tmp_path / "ray", images)
+    by_cli = _project(tmp_path / "cli", images)
+    try:
+        expected = local.embed(params=PARAMS, batch_size=BATCH)
+        got = by_ray.embed(params=PARAMS, batch_size=BATCH, engine="ray")
+        assert (got.model_key, got.n, got.n_computed, got.fingerprint) == \
+            (expected.model_key, 24, 24, expected.fingerprint)
+        root = by_cli.root
+        by_cli.close()
+        assert main(_cli_args(root, "--engine", "ray")) == 0
+        assert f"embeddings {expected.model_key}: 24 computed, 0 from cache" in capsys.readouterr().out
+        from adde_core.project import Project
+
+        by_cli = Project.open(root)
+        reference = local.store.load_embeddings(expected.model_key)
+        for project in (by_ray, by_cli):
+            stored = project.store.load_embeddings(expected.model_key)
+            assert list(stored.ids) == list(reference.ids) and stored.fingerprint == reference.fingerprint
+            np.testing.assert_allclose(stored.vectors, reference.vectors, atol=1e-5, rtol=0)
+            assert project.store.runs("embed")[0]["params"]["engine"] == "ray"
+        # The in-process engine reads what Ray wrote: nothing to recompute.
+        again = by_ray.embed(params=PARAMS, batch_size=BATCH)
+        assert (again.n_computed, again.n_cached) == (0, 24)
+    finally:
+        for project in (local, by_ray, by_cli):
+            project.close()
+
+
+def test_project_embed_with_ray_resumes_after_a_worker_dies(local_ray, images, embedder, monkeypatch, tmp_path):
+    project = _project(tmp_path, images)
+    try:
+        monkeypatch.setenv(distributed.FAULT_WORKER_EXIT_ENV, "1")  # every actor exits at its 2nd batch
+        monkeypatch.setattr(distributed, "WORKER_RESTARTS", 0)
+        with pytest.raises(AddeError, match=r"a Ray worker died mid-job .*run the same embed again") as info:
+            project.embed(params=PARAMS, batch_size=BATCH, engine="ray")
+        kept = int(re.search(r"(\d+) of 24 new vectors were computed", str(info.value)).group(1))
+        assert kept in (0, 8, 16)  # whole batches of 8 (two actors, one batch each before they die)
+        [run] = project.interrupted_runs()
+        assert run["kind"] == "embed" and "a Ray worker died mid-job" in run["summary"]["interrupted"]
+        assert project.embedding_sets().empty  # no half set: only a finished embed saves one
+
+        monkeypatch.delenv(distributed.FAULT_WORKER_EXIT_ENV)
+        resumed = project.embed(params=PARAMS, batch_size=BATCH, engine="ray")
+        assert (resumed.n_cached, resumed.n_computed, resumed.n) == (kept, 24 - kept, 24)
+        reference = embed_with_cache(embedder, [project.resolve_uri(u) for u in project.store.items_frame()["uri"]],
+                                     list(project.store.items_frame()["content_hash"]),
+                                     EmbeddingCache(tmp_path / "fresh"), batch_size=BATCH)
+        stored = project.store.load_embeddings(resumed.model_key)
+        np.testing.assert_allclose(stored.vectors, reference.vectors, atol=1e-5, rtol=0)
+    finally:
+        project.close()
