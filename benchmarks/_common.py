@@ -30,6 +30,19 @@ def loadavg_line() -> str | None:
         return None
 
 
+def print_torch_header(setup: str) -> None:
+    """Print the date, the machine (torch threads, CUDA), the load and ``setup``: the head of every embedding run."""
+    import datetime as dt
+
+    import torch
+
+    print(f"date      : {dt.datetime.now().isoformat(timespec='seconds')}")
+    print(f"machine   : {cpu_model()}, {platform.machine()}, torch threads {torch.get_num_threads()}, "
+          f"cuda {torch.cuda.is_available()}")
+    print(loadavg_line() or "loadavg   : unknown")
+    print(f"setup     : {setup}")
+
+
 def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, float, Any]:
     """(median wall seconds, min wall seconds, value of the last call)."""
     times, value = [], None

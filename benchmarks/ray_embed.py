@@ -18,8 +18,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import platform
 import statistics
 import sys
 import tempfile
@@ -33,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from adde_core.embedding import EmbeddingCache, create_embedder, embed_with_cache, file_sha1  # noqa: E402
 from adde_core.embedding import distributed  # noqa: E402
-from _common import cpu_model, loadavg_line  # noqa: E402 - benchmarks/ is on sys.path when run as scripts
+from _common import print_torch_header  # noqa: E402 - benchmarks/ is on sys.path when run as scripts
 from embed_throughput import write_pngs  # noqa: E402 - the same PNG files as the in-process benchmark
 
 
@@ -54,15 +52,10 @@ def main() -> None:
     args = parser.parse_args()
 
     import ray
-    import torch
 
     params = {"image_size": args.image_size, "device": args.device}
-    print(f"date      : {dt.datetime.now().isoformat(timespec='seconds')}")
-    print(f"machine   : {cpu_model()}, {platform.machine()}, torch threads {torch.get_num_threads()}, "
-          f"cuda {torch.cuda.is_available()}")
-    print(loadavg_line() or "loadavg   : unknown")
-    print(f"setup     : {args.n} Animal-MNIST PNGs, efficientnet-lite0 {params}, batch {args.batch_size}, "
-          f"ray {ray.__version__}")
+    print_torch_header(f"{args.n} Animal-MNIST PNGs, efficientnet-lite0 {params}, batch {args.batch_size}, "
+                       f"ray {ray.__version__}")
     with tempfile.TemporaryDirectory(prefix="adde-ray-bench-") as tmp:
         folder = Path(tmp) / "images"
         folder.mkdir()
