@@ -555,6 +555,72 @@ class Project:
 
         return decision_log(self.store)
 
+    def review_cards(self, set_id: int) -> pd.DataFrame:
+        """One set's candidates in rank order with ``path``, ``source`` and ``near_paths``: what a review card shows.
+
+        Reads only the set's rows (a review click redraws the grid; reading every item costs ~0.4 s on the demo).
+        """
+        from adde_core.store.claims import item_uris, review_cards
+
+        frame = review_cards(self.store, set_id)
+        frame["path"] = [str(self.resolve_uri(u)) if isinstance(u, str) else None for u in frame["uri"]]
+        # The nearest labelled items shown beside each card (kept with the set when it was acquired).
+        nearest = (self.candidate_set(set_id)["summary"] or {}).get("nearest", {})
+        uris = item_uris(self.store, sorted({i for ids in nearest.values() for i in ids}))
+        frame["near_paths"] = [[str(self.resolve_uri(uris[i])) for i in nearest.get(c, []) if isinstance(uris.get(i), str)]
+                               for c in frame["item_id"]]
+        return frame
+
+    def claim_review_items(self, set_id: int, holder: str, reviewer: str, *, want: int,
+                           keep: tuple[str, ...] = ()) -> Any:
+        """Renew a reviewing page's claims on ``set_id`` and top them up to its fair share.
+
+        See :func:`adde_core.store.claims.claim_items`; returns its
+        :class:`~adde_core.store.claims.ClaimView` (this page's items, others' claims).
+        """
+        from adde_core.store.claims import claim_items
+
+        return claim_items(self.store, set_id, holder, reviewer, want=want, keep=keep)
+
+    def release_review_claims(self, holder: str, item_ids: list[str] | None = None) -> int:
+        """Let go of a page's claims (all, or ``item_ids``), so other reviewers are offered those items."""
+        from adde_core.store.claims import release_claims
+
+        return release_claims(self.store, holder, item_ids)
+
+    def suggested_labels(self, set_id: int) -> pd.DataFrame:
+        """A label per candidate of ``set_id`` and the evidence it rests on (the head, or the nearest labelled items).
+
+        Generated items keep the label they were generated for. Memoised per (set, iteration,
+        embeddings): a review decision does not change D_t, so it never recomputes this.
+        See :func:`adde_core.review.suggest.suggest_labels`.
+        """
+        from adde_core.review.suggest import suggest_labels
+
+        info = self.candidate_set(set_id)
+        model_key = (info.get("params") or {}).get("model_key") or self.default_model_key()
+        sets = self.store.embedding_sets().set_index("model")
+        fingerprint = sets["fingerprint"].get(model_key)
+        key = (set_id, self.current_iteration, model_key, fingerprint)
+
+        def build() -> pd.DataFrame:
+            cands = self.candidates(set_id)
+            ctx = self.engine(model_key).context()
+            ws, head = ctx.ws, ctx.head
+            rows = ws.rows(cands["item_id"])
+            ids = [str(i) for i in ws.ids[rows]]
+            out = suggest_labels(ids, ws.X[rows], head.predict_proba(ws.X[rows]), head.classes_,
+                                 ws.X[ws.in_dataset], ws.label[ws.in_dataset])
+            synthetic = set(map(str, ws.ids[rows][ws.source[rows] == "synthetic"]))
+            stored = cands.set_index("item_id")["suggested_label"]
+            generated = out["item_id"].isin(synthetic) & out["item_id"].map(stored).notna()
+            out.loc[generated, "suggested_label"] = out.loc[generated, "item_id"].map(stored)
+            out.loc[generated, "basis"] = "generator"
+            out.loc[generated, "why"] = "the label it was generated for"
+            return out.set_index("item_id")
+
+        return self.memo.get("suggested_labels", key, build)
+
     # ------------------------------------------------------------- the loop
     def working_set(self, model_key: str | None = None) -> "WorkingSet":
         """The loop's working set for ``model_key``, memoised by store revision."""

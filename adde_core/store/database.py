@@ -41,6 +41,8 @@ from adde_core.store.models import (
     ItemRecord,
     Iteration,
     Meta,
+    ReviewClaim,
+    ReviewSession,
     Run,
     utcnow,
 )
@@ -309,7 +311,15 @@ class Store:
             else:
                 conn.exec_driver_sql("ALTER TABLE items DROP CONSTRAINT ck_items_role")
                 conn.exec_driver_sql(f"ALTER TABLE items ADD CONSTRAINT ck_items_role CHECK (role IN {ITEM_ROLES})")
-        return self._migrate_v3(conn) if version < 3 else []
+        moved = self._migrate_v3(conn) if version < 3 else []
+        if version < 4:
+            self._migrate_v4(conn)
+        return moved
+
+    def _migrate_v4(self, conn: Connection) -> None:
+        """Schema 4: the review claim and review session tables (new tables only, nothing to convert)."""
+        ReviewSession.__table__.create(conn, checkfirst=True)
+        ReviewClaim.__table__.create(conn, checkfirst=True)
 
     def _migrate_v3(self, conn: Connection) -> list[Path]:
         """Schema 3: text columns, JSON as text, a run owner, and embedding arrays moved into the database."""

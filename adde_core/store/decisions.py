@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from adde_core.errors import AddeError
 from adde_core.store.database import Store
-from adde_core.store.models import DECISION_ACTIONS, REVIEW_FLAGS, Decision, Item, Iteration
+from adde_core.store.models import DECISION_ACTIONS, REVIEW_FLAGS, Decision, Item, Iteration, ReviewClaim
 
 #: Actions that put an item into D_valid (the items added at the next iteration).
 VALID_ACTIONS = ("accept", "relabel")
@@ -105,7 +105,9 @@ def record_decision(store: Store, request: DecisionRequest, *, iteration: int | 
     Returns
     -------
     dict
-        The stored decision (``seq``, ``created_at``, ...).
+        The stored decision (``seq``, ``created_at``, ...). A request that repeats the decision
+        stored right after its ``expected_seq`` (same reviewer, action, label, flags, critique:
+        a double-click) writes nothing and returns that decision with ``repeat=True``.
     """
     # The current iteration is read under the write lock, so a decision can never be tagged with an
     # iteration that a concurrent fold-in has just closed (it would then be counted by no iteration).
@@ -116,6 +118,11 @@ def record_decision(store: Store, request: DecisionRequest, *, iteration: int | 
         rows = list(s.scalars(select(Decision).where(Decision.item_id == request.item_id).order_by(Decision.seq)))
         latest = rows[-1].seq if rows else 0
         if request.expected_seq is not None and request.expected_seq != latest:
+            repeat = _repeat_of(rows, request)
+            if repeat is not None:
+                # The same person sent the same decision from the same state again (a double-click, a
+                # click resent while the page re-ran): it is stored once, and this call confirms it.
+                return {**_as_dict(repeat), "repeat": True}
             standing = _standing(rows)
             raise DecisionConflict(request.item_id, _as_dict(standing) if standing else None, request.expected_seq)
         if request.action == "undo" and _standing(rows) is None:
@@ -130,7 +137,22 @@ def record_decision(store: Store, request: DecisionRequest, *, iteration: int | 
         except IntegrityError as exc:
             # Another writer stored the same (item, seq) between our read and our write.
             raise DecisionConflict(request.item_id, None, latest) from exc
+        # Decided: nobody needs to hold the item any more (an undo makes it free for whoever claims next).
+        s.execute(delete(ReviewClaim).where(ReviewClaim.item_id == request.item_id))
         return _as_dict(row)
+
+
+def _repeat_of(rows: Sequence[Decision], request: DecisionRequest) -> Decision | None:
+    """The stored decision ``request`` repeats: made right after ``expected_seq``, by the same reviewer, with the same content."""
+    if request.expected_seq is None or request.expected_seq >= len(rows) or request.expected_seq < 0:
+        return None
+    after = next((r for r in rows if r.seq == request.expected_seq + 1), None)
+    if after is None:
+        return None
+    same = (after.action == request.action and after.reviewer == request.reviewer.strip()
+            and (after.label or None) == (request.label or None) and list(after.flags or []) == list(request.flags)
+            and (after.critique or None) == (request.critique or None))
+    return after if same else None
 
 
 def record_decisions(store: Store, requests: Iterable[DecisionRequest], *,

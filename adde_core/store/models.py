@@ -39,7 +39,8 @@ ITEM_SOURCES: tuple[str, ...] = ("real", "pool", "synthetic")
 #: Bumped whenever a table changes, so an old project can be recognised and migrated.
 #: 2: the "candidate" role; decision, candidate-set and provenance tables.
 #: 3: unbounded text columns, JSON as text, 64-bit seeds, arrays in the database (blobs), run owners.
-SCHEMA_VERSION = 3
+#: 4: review claims and review sessions (short leases, so several reviewers are offered different items).
+SCHEMA_VERSION = 4
 #: Reviewer actions. ``undo`` withdraws the same item's latest standing decision.
 DECISION_ACTIONS: tuple[str, ...] = ("accept", "reject", "relabel", "flag", "undo")
 #: Critique flags a reviewer may attach to any decision.
@@ -215,6 +216,35 @@ class Candidate(Base):
     components: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
     suggested_label: Mapped[str | None] = mapped_column(Text)
     via: Mapped[str | None] = mapped_column(Text)
+
+
+class ReviewClaim(Base):
+    """A short lease of one undecided candidate to one reviewer's page, so others are offered other items.
+
+    A claim is advisory: it decides what a page *offers*, while the decision's ``expected_seq``
+    stays what guarantees a click acts on what the person saw. It is released when anyone
+    decides the item, when its holder moves to another set, and by expiry (``expires_at``)
+    when the holder's page stops renewing it (closed tab, lost connection).
+    """
+
+    __tablename__ = "review_claims"
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.id"), primary_key=True)
+    set_id: Mapped[int] = mapped_column(ForeignKey("candidate_sets.id"), index=True)
+    #: The browser session (page) holding it; one person may have several.
+    holder: Mapped[str] = mapped_column(Text, index=True)
+    reviewer: Mapped[str] = mapped_column(Text)
+    claimed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class ReviewSession(Base):
+    """A page reviewing a candidate set now (a heartbeat renewed with its claims), to share the set fairly."""
+
+    __tablename__ = "review_sessions"
+    holder: Mapped[str] = mapped_column(Text, primary_key=True)
+    set_id: Mapped[int] = mapped_column(ForeignKey("candidate_sets.id"), index=True)
+    reviewer: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class Provenance(Base):
