@@ -734,18 +734,49 @@ class Project:
         return pd.DataFrame({"id": latent.ids, "x": latent.coords[:, 0], "y": latent.coords[:, 1]})
 
     def oracle(self, model_key: str | None = None) -> "OracleReviewer":
-        """The simulated reviewer: hidden pool labels, and a reference head for generated items."""
-        from adde_core.review.oracle import OracleReviewer, reference_head
+        """The simulated reviewer: hidden pool labels, and a reference head for generated items.
 
+        The hidden labels are read once per item revision (not once per oracle step), and the
+        reference head (a fit on every real item, tens of seconds on a CPU) is stored with the
+        project like the loop's head, so a restarted server does not fit it again.
+        """
+        from adde_core.review.oracle import OracleReviewer
+        from adde_core.store.revision import items_revision
+
+        model_key = model_key or self.default_model_key()
+        revision = items_revision(self.store, model_key)
+        truth = self.memo.get("oracle_truth", (str(self.root), revision), self._oracle_truth)
+        fingerprint = revision[3]
+        return OracleReviewer(truth, lambda: self.memo.get(
+            "oracle_reference", (model_key, fingerprint, len(truth)),
+            lambda: self._oracle_reference_head(model_key, truth)))
+
+    def _oracle_truth(self) -> dict[str, str]:
         items = self.store.items_frame(include_hidden=True)
         real = items[items["source"] != "synthetic"]
         truth = real["oracle_label"].fillna(real["label"]).set_axis(real["id"]).dropna()
-        truth = {str(k): str(v) for k, v in truth.items()}
-        model_key = model_key or self.default_model_key()
-        stored = self.embeddings(model_key)
-        return OracleReviewer(truth, lambda: self.memo.get(
-            "oracle_reference", (model_key, stored.fingerprint, len(truth)),
-            lambda: reference_head(self.working_set(model_key), truth)))
+        return {str(k): str(v) for k, v in truth.items()}
+
+    def _oracle_reference_head(self, model_key: str, truth: dict[str, str]) -> Any:
+        """The oracle's judge of generated items, from the project's stored fits when it was fitted on this data."""
+        import hashlib
+
+        from adde_core.model.head import HEAD_MAX_ITER, LinearHead
+        from adde_core.review.oracle import reference_head
+
+        storage = self.engine(model_key).storage
+        ws = storage.working_set()
+        h = hashlib.sha1(f"{ws.fingerprint}:max_iter={HEAD_MAX_ITER}".encode())
+        for item_id in sorted(truth):
+            h.update(f"{item_id}\t{truth[item_id]}\n".encode())
+        key, fitted = h.hexdigest(), storage.fitted
+        arrays = fitted.load("oracle-reference", key) if fitted is not None else None
+        if arrays is not None:
+            return LinearHead.from_arrays(arrays)
+        head = reference_head(ws, truth)
+        if fitted is not None:
+            fitted.save("oracle-reference", key, head.to_arrays())
+        return head
 
     def next_iteration(self, *, model_key: str | None = None, reviewer: str = "") -> "IterationSummary":
         """Close the iteration with the decisions made so far: fold D_valid in, retrain, measure, adapt, stop?"""

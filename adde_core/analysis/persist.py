@@ -75,7 +75,8 @@ def _labels_fingerprint(ids: np.ndarray, labels: np.ndarray) -> str:
 
 
 # --------------------------------------------------------------------------- files
-def _write_npz(path: Path, **arrays: np.ndarray) -> None:
+def write_npz(path: Path, **arrays: np.ndarray) -> None:
+    """Write ``arrays`` to ``path`` atomically (a temporary file renamed over it), so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -87,8 +88,11 @@ def _write_npz(path: Path, **arrays: np.ndarray) -> None:
             os.unlink(tmp)
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray] | None:
-    """The arrays of ``path``, or None when it is missing or unreadable (it is then recomputed)."""
+def read_npz(path: Path) -> dict[str, np.ndarray] | None:
+    """The arrays of ``path`` with its ``meta`` JSON parsed, or None when missing, unreadable or of another format.
+
+    A None means "recompute": a stored file is a cache, never the only copy of anything.
+    """
     if not path.exists():
         return None
     try:
@@ -148,13 +152,13 @@ class AnalysisStore:
     def save_clusters(self, path: Path, clusters: ClusterResult, space: ClusterSpace) -> None:
         meta = {"format": STORE_FORMAT, "fingerprint": clusters.fingerprint, "config": asdict(clusters.config),
                 "n_fit": space.n_fit, "placement_k": space.placement_k}
-        _write_npz(path, meta=np.array(json.dumps(meta, default=_json_default)), ids=clusters.ids.astype(str),
+        write_npz(path, meta=np.array(json.dumps(meta, default=_json_default)), ids=clusters.ids.astype(str),
                    labels=clusters.labels, raw_labels=clusters.raw_labels, space_ids=space.ids.astype(str),
                    space=space.coords, reference=_opt(space.reference), pca_mean=_opt(space.pca_mean),
                    pca_components=_opt(space.pca_components))
 
     def load_clusters(self, path: Path, config: ClusterConfig) -> tuple[ClusterResult, ClusterSpace] | None:
-        z = _read_npz(path)
+        z = read_npz(path)
         if z is None:
             return None
         meta = z["meta"]
@@ -180,7 +184,7 @@ class AnalysisStore:
         dim = regions.regions[0].centroid.shape[0] if regions.regions else 0
         centroids = (np.stack([np.asarray(r.centroid) for r in regions.regions]) if regions.regions
                      else np.zeros((0, dim), np.float32))
-        _write_npz(path, meta=np.array(json.dumps(meta, default=_json_default)), ids=regions.ids.astype(str),
+        write_npz(path, meta=np.array(json.dumps(meta, default=_json_default)), ids=regions.ids.astype(str),
                    knn_distance=regions.knn_distance, gap_score=regions.gap_score, members=members,
                    centroids=centroids)
 
@@ -188,7 +192,7 @@ class AnalysisStore:
                      position: Callable[[str], tuple[float, float] | None]
                      ) -> tuple[SparseRegions, pd.DataFrame] | None:
         """The stored regions and table when they were computed from ``key``; ``position(item_id)`` places them."""
-        z = _read_npz(path)
+        z = read_npz(path)
         if z is None or z["meta"].get("key") != key:
             return None
         meta = z["meta"]

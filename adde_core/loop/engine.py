@@ -187,10 +187,37 @@ class Engine:
         """The working set now, the head fitted on its D_t, and the reference space (all memoised)."""
         ws = self.storage.working_set()
         seed = self.config.random_state
-        head = self.memo.get("head", (ws.dataset_key, seed),
-                             lambda: fit_head(ws.X[ws.in_dataset], ws.label[ws.in_dataset], random_state=seed))
-        reference = self.memo.get("reference", reference_key(ws), lambda: reference_space(ws))
+        head = self.memo.get("head", (ws.dataset_key, seed), lambda: self._fitted_head(ws, seed))
+        key = reference_key(ws)
+        reference = self.memo.get("reference", key, lambda: self._fitted_reference(ws, key))
         return Context(ws, head, reference)
+
+    def _fitted_head(self, ws: "WorkingSet", seed: int) -> "LinearHead":
+        """The head on D_t: the one stored with the project when it was fitted on this D_t, else a new fit (stored)."""
+        from adde_core.model.head import HEAD_MAX_ITER, LinearHead
+
+        fitted = getattr(self.storage, "fitted", None)
+        key = f"{ws.dataset_key}:seed={seed}:max_iter={HEAD_MAX_ITER}"
+        arrays = fitted.load("head", key) if fitted is not None else None
+        if arrays is not None:
+            return LinearHead.from_arrays(arrays)
+        head = fit_head(ws.X[ws.in_dataset], ws.label[ws.in_dataset], random_state=seed)
+        if fitted is not None:
+            fitted.save("head", key, head.to_arrays())
+        return head
+
+    def _fitted_reference(self, ws: "WorkingSet", key: str) -> "ReferenceSpace":
+        """The reference space stored with the project for this population, else a new fit (stored)."""
+        from adde_core.loop.evaluate import ReferenceSpace
+
+        fitted = getattr(self.storage, "fitted", None)
+        arrays = fitted.load("reference", key) if fitted is not None else None
+        if arrays is not None:
+            return ReferenceSpace.from_arrays(arrays, key)
+        reference = reference_space(ws)
+        if fitted is not None:
+            fitted.save("reference", key, reference.to_arrays())
+        return reference
 
     def pool_index(self, ws: "WorkingSet") -> Any:
         """A search index over the real pool, rebuilt exactly when the pool's membership or vectors change."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +90,30 @@ class ReferenceSpace:
     @property
     def n_clusters(self) -> int:
         return int(self.kmeans.n_clusters)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The fitted space as plain arrays (PCA mean and components, k-means centres), to store with a project."""
+        return {"mean": self.mean, "components": self.components, "centers": self.kmeans.cluster_centers_}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], key: str) -> "ReferenceSpace":
+        """The space :meth:`to_arrays` saved: the same projection and the same cluster of every row.
+
+        The k-means model is rebuilt around the saved centres (a one-step fit on the centres
+        themselves, then the centres set back bitwise), so ``kmeans.predict`` is scikit-learn's own
+        nearest-centre rule and no pickled estimator is ever read.
+        """
+        import warnings
+
+        from sklearn.cluster import KMeans
+
+        centers = np.asarray(arrays["centers"])
+        km = KMeans(n_clusters=len(centers), init=centers, n_init=1, max_iter=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            km.fit(centers)
+        km.cluster_centers_ = centers.copy()
+        return cls(mean=np.asarray(arrays["mean"]), components=np.asarray(arrays["components"]), kmeans=km, key=key)
 
 
 def reference_rows(ws: "WorkingSet") -> np.ndarray:

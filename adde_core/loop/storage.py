@@ -23,6 +23,7 @@ from adde_core.working_set import WorkingSet
 if TYPE_CHECKING:
     from adde_core.acquisition.acquire import Proposal
     from adde_core.acquisition.generation.base import GeneratedBatch
+    from adde_core.loop.fitted import FittedStore
     from adde_core.store.decisions import DecisionRequest
 
 __all__ = ["FREE_REVIEWERS", "PHASES", "REVIEWED_COLUMNS", "LoopStorage", "MemoryStorage", "IterationClosed"]
@@ -39,6 +40,8 @@ class LoopStorage(Protocol):
     """What the engine reads and writes. Implemented by :class:`MemoryStorage` and ``StoreStorage``."""
 
     subgroup: str | None
+    #: Where fitted heads and reference spaces are kept between processes (None: nowhere, refit per process).
+    fitted: "FittedStore | None"
 
     def working_set(self) -> WorkingSet:
         """The current items, embeddings, D_valid and decided items."""
@@ -112,6 +115,7 @@ class MemoryStorage:
         self.paths = None if paths is None else np.asarray(paths, dtype=object)
         self.subgroup = subgroup
         self.model_key = model_key
+        self.fitted: "FittedStore | None" = None  # a simulation lives in one process: the memo is enough
         self.sets: list[dict[str, Any]] = []
         self.decisions: dict[str, dict[str, Any]] = {}   # standing decision per item
         self.spent_by_iteration: dict[int, int] = {}

@@ -4,46 +4,66 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from adde_core.errors import AddeError
+from adde_core.loop.fitted import FittedStore
 from adde_core.loop.storage import FREE_REVIEWERS, VALID_ACTIONS, history_frame
 from adde_core.working_set import WorkingSet
 from adde_core.memo import Memo
 from adde_core.store import candidates as candidate_store
 from adde_core.store import iterations as iteration_store
-from adde_core.store.database import data_fingerprint
+from adde_core.store.database import data_fingerprint, slugify
 from adde_core.store.decisions import decision_states, record_decisions
 
 if TYPE_CHECKING:
     from adde_core.acquisition.acquire import Proposal
     from adde_core.acquisition.generation.base import GeneratedBatch
+    from adde_core.store.database import StoredEmbeddings
     from adde_core.store.decisions import DecisionRequest
     from adde_core.workspace import Workspace
 
-__all__ = ["SUBGROUP_KEY", "StoreStorage", "build_working_set"]
+__all__ = ["SUBGROUP_KEY", "ItemArrays", "StoreStorage", "build_working_set", "item_arrays"]
 
 #: Store meta key naming the item attribute used as the subgroup (fairness, colour-by).
 SUBGROUP_KEY = "subgroup_attribute"
 
 
-def build_working_set(workspace: "Workspace", model_key: str) -> WorkingSet:
-    """Read the working set of ``model_key`` from a project's store (oracle labels are never read)."""
+@dataclass(frozen=True, eq=False)
+class ItemArrays:
+    """The part of a working set that only changes with the items and the embedding set (not with decisions).
+
+    Reading it costs seconds on a project of a few thousand items (the embedding matrix, every
+    item row with its JSON attributes, a path per image), so the storage keeps it by
+    :func:`adde_core.store.revision.items_revision` and rebuilds only the decision-dependent rest
+    after a review click.
+    """
+
+    ids: np.ndarray
+    X: np.ndarray
+    role: np.ndarray
+    label: np.ndarray
+    source: np.ndarray
+    groups: np.ndarray | None
+    paths: np.ndarray | None
+    fingerprint: str
+
+
+def item_arrays(workspace: "Workspace", model_key: str, stored: "StoredEmbeddings | None" = None) -> ItemArrays:
+    """Read the items and embeddings of ``model_key`` aligned row by row (oracle labels are never read).
+
+    ``stored`` is the embedding set when the caller already holds it (it is read from the store otherwise).
+    """
     store = workspace.store
-    stored = store.load_embeddings(model_key)
+    stored = stored or store.load_embeddings(model_key)
     if stored is None:
         have = ", ".join(store.embedding_sets()["model"]) or "none"
         raise AddeError(f"no embeddings for {model_key!r} in this project (have: {have}); run embed first")
     items = store.items_frame().set_index("id").reindex(stored.ids)
-    t = store.current_iteration()
-    states = decision_states(store)
-    standing = states[states["action"].notna()]
-    pending = standing[standing["action"].isin(VALID_ACTIONS) & (standing["iteration"] == t)]
-    spent = standing[(standing["iteration"] < t) & ~standing["reviewer"].isin(FREE_REVIEWERS)]
-    ambiguous = frozenset(standing["item_id"][[isinstance(f, list) and "ambiguous" in f for f in standing["flags"]]])
     role = items["role"].fillna("unknown").astype(str).to_numpy()
     label = items["label"].astype(object).where(items["label"].notna(), None).to_numpy()
     subgroup = store.get_meta(SUBGROUP_KEY)
@@ -55,11 +75,29 @@ def build_working_set(workspace: "Workspace", model_key: str) -> WorkingSet:
     if any(isinstance(u, str) for u in uris):
         paths = np.asarray([str(workspace.resolve_uri(u)) if isinstance(u, str) else None for u in uris],
                            dtype=object)
-    return WorkingSet(ids=np.asarray(stored.ids, dtype=str), X=stored.vectors, role=role, label=label,
+    return ItemArrays(ids=np.asarray(stored.ids, dtype=str), X=stored.vectors, role=role, label=label,
                       source=items["source"].fillna("real").astype(str).to_numpy(), groups=groups, paths=paths,
-                      pending=dict(zip(pending["item_id"], pending["label"])),
+                      fingerprint=stored.fingerprint)
+
+
+def build_working_set(workspace: "Workspace", model_key: str, items: ItemArrays | None = None) -> WorkingSet:
+    """Read the working set of ``model_key`` from a project's store (oracle labels are never read).
+
+    ``items`` (from :func:`item_arrays`, still current) saves re-reading the items and embeddings.
+    """
+    store = workspace.store
+    items = items or item_arrays(workspace, model_key)
+    t = store.current_iteration()
+    states = decision_states(store)
+    standing = states[states["action"].notna()]
+    pending = standing[standing["action"].isin(VALID_ACTIONS) & (standing["iteration"] == t)]
+    spent = standing[(standing["iteration"] < t) & ~standing["reviewer"].isin(FREE_REVIEWERS)]
+    ambiguous = frozenset(standing["item_id"][[isinstance(f, list) and "ambiguous" in f for f in standing["flags"]]])
+    # The arrays are shared by every working set of this item revision: a WorkingSet is read-only.
+    return WorkingSet(ids=items.ids, X=items.X, role=items.role, label=items.label, source=items.source,
+                      groups=items.groups, paths=items.paths, pending=dict(zip(pending["item_id"], pending["label"])),
                       decided=frozenset(standing["item_id"]), iteration=t, model_key=model_key,
-                      fingerprint=stored.fingerprint, labels_spent=int(len(spent)), ambiguous=ambiguous)
+                      fingerprint=items.fingerprint, labels_spent=int(len(spent)), ambiguous=ambiguous)
 
 
 class StoreStorage:
@@ -83,6 +121,8 @@ class StoreStorage:
         self.memo = memo
         self.reviewer = reviewer
         self._dropped: dict[int, str] = {}
+        # Fitted heads and reference spaces, next to the stored analysis of this embedding space.
+        self.fitted = FittedStore(workspace.root / "analysis" / slugify(model_key))
 
     @property
     def subgroup(self) -> str | None:
@@ -90,7 +130,25 @@ class StoreStorage:
 
     def working_set(self) -> WorkingSet:
         key = (str(self.workspace.root), self.model_key, self.store.revision())
-        return self.memo.get("working_set", key, lambda: build_working_set(self.workspace, self.model_key))
+        return self.memo.get("working_set", key, lambda: build_working_set(self.workspace, self.model_key,
+                                                                           self.item_arrays()))
+
+    def item_arrays(self) -> ItemArrays:
+        """The items and embeddings, memoised by the items' revision (a decision does not re-read them)."""
+        from adde_core.store.revision import items_revision
+
+        revision = items_revision(self.store, self.model_key)
+        key = (str(self.workspace.root), self.model_key, self.store.get_meta(SUBGROUP_KEY), revision)
+        return self.memo.get("item_arrays", key, lambda: item_arrays(self.workspace, self.model_key,
+                                                                     self.embeddings(revision[3])))
+
+    def embeddings(self, fingerprint: str | None) -> "StoredEmbeddings | None":
+        """The embedding set with this fingerprint, read once (a fold-in changes roles, not vectors)."""
+        if fingerprint is None:
+            return None
+        key = (str(self.workspace.root), self.model_key, fingerprint)
+        stored = self.memo.get("embeddings", key, lambda: self.store.load_embeddings(self.model_key))
+        return stored if stored is not None and stored.fingerprint == fingerprint else None
 
     def save_proposal(self, proposal: "Proposal", iteration: int) -> int:
         summary = dict(proposal.summary)

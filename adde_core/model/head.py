@@ -2,12 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from adde_core.errors import AddeError
+
+
+#: Serialises the thread-count switch of concurrent fits (torch's thread count is process-wide).
+_THREADS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _fit_threads(device: Any) -> Iterator[None]:
+    """Run a CPU fit on one torch thread, then restore the thread count.
+
+    The problem is tiny (a few hundred × 1280 full batch): intra-op threads buy nothing, and on
+    shared cores their barriers wait on descheduled threads — a fit of 300 × 1280 took 33 s with
+    2 threads and 1.5 s with one at load 20 on 2 cores. One thread also makes the head bitwise the
+    same in the app and in simulations (which run single-threaded), whatever the machine.
+    """
+    import torch
+
+    if getattr(device, "type", str(device)) != "cpu":
+        yield
+        return
+    with _THREADS_LOCK:
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
 
 class LinearHead:
@@ -85,7 +115,8 @@ class LinearHead:
             loss.backward()
             return loss
 
-        opt.step(closure)
+        with _fit_threads(device):
+            opt.step(closure)
         self.coef_ = W.detach().cpu().numpy()
         self.intercept_ = b.detach().cpu().numpy()
         return self
@@ -113,21 +144,30 @@ class LinearHead:
         """The most probable class name per row."""
         return self.classes_[np.argmax(self.decision_function(X), axis=1)]
 
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The fitted head as plain arrays (what :meth:`save` writes; :meth:`from_arrays` reads them back)."""
+        self._check_fitted()
+        return {"classes": self.classes_.astype(str), "mean": self.mean_, "scale": self.scale_, "coef": self.coef_,
+                "intercept": self.intercept_, "l2": np.float64(self.l2)}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> "LinearHead":
+        """A fitted head from :meth:`to_arrays`'s arrays: it predicts exactly as the head that was saved."""
+        head = cls(l2=float(arrays["l2"]))
+        head.classes_ = np.asarray(arrays["classes"])
+        head.mean_, head.scale_ = np.asarray(arrays["mean"]), np.asarray(arrays["scale"])
+        head.coef_, head.intercept_ = np.asarray(arrays["coef"]), np.asarray(arrays["intercept"])
+        return head
+
     def save(self, path: Path | str) -> None:
         """Write the fitted head as plain arrays (``.npz``, no pickle)."""
-        self._check_fitted()
-        np.savez(path, classes=self.classes_.astype(str), mean=self.mean_, scale=self.scale_, coef=self.coef_,
-                 intercept=self.intercept_, l2=np.float64(self.l2))
+        np.savez(path, **self.to_arrays())
 
     @classmethod
     def load(cls, path: Path | str) -> "LinearHead":
         """Read a head written by :meth:`save`; ``allow_pickle=False`` so a hostile file cannot run code."""
         with np.load(path, allow_pickle=False) as z:
-            head = cls(l2=float(z["l2"]))
-            head.classes_ = z["classes"]
-            head.mean_, head.scale_ = z["mean"], z["scale"]
-            head.coef_, head.intercept_ = z["coef"], z["intercept"]
-        return head
+            return cls.from_arrays({k: z[k] for k in z.files})
 
 
 #: L-BFGS iterations of the loop's head: enough to converge on a few thousand items.
