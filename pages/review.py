@@ -8,6 +8,7 @@ from adde_core.ui.acquire_panel import ACTIVE_SET, gate_summary
 from adde_core.ui.feedback import run_action
 from adde_core.ui.review import review_grid, reviewer_name, show_messages
 from adde_core.ui.state import current_project, require_shell
+from adde_core.ui.text import md
 
 require_shell("pages/review.py")
 project = current_project()
@@ -37,13 +38,13 @@ set_id = st.selectbox("Candidate set", ids, index=ids.index(active) if active in
 st.session_state[ACTIVE_SET] = set_id
 region = sets.set_index("id").loc[set_id, "region"]
 if region.get("description"):
-    st.caption(region["description"])
+    st.caption(md(region["description"]))
 gate_summary(project, set_id)
 
 with st.expander("Oracle reviewer (simulation)"):
     st.warning(f"The oracle is a **simulation** for demos and experiments: it decides with the hidden pool labels "
                f"and, for generated items, a reference classifier trained on all real labelled data. Its decisions "
-               f"are stored under the reviewer name “{project.ORACLE_REVIEWER}”.")
+               f"are stored under the reviewer name “{md(project.ORACLE_REVIEWER)}”.")
     if st.button("Let the oracle review the undecided candidates of this set", key="oracle_run"):
         outcome = run_action(project.oracle_review, set_id)
         if outcome is not None:
@@ -69,8 +70,8 @@ with st.expander("Export the dataset and the decision log"):
     if st.button("Export", key="export"):
         summary = run_action(project.export, folder, fmt=fmt)
         if summary is not None:
-            st.success(f"Wrote {summary.n_items} items ({summary.by_source}) and {summary.n_images} images to "
-                       f"{summary.folder}; manifest {summary.manifest.name}, log {summary.decisions.name}.")
+            st.success(f"Wrote {summary.n_items} items ({md(summary.by_source)}) and {summary.n_images} images to "
+                       f"{md(summary.folder)}; manifest {md(summary.manifest.name)}, log {md(summary.decisions.name)}.")
     log = project.decision_log()
     st.download_button("Download the decision log (CSV)", log.to_csv(index=False), "decisions.csv", "text/csv",
                        disabled=log.empty)

@@ -100,7 +100,7 @@ def suggest_labels(ids: list[str], vectors: np.ndarray, probs: np.ndarray, class
             label, basis = head_label[r], "head"
             if knn_label[r] is None:
                 why = f"head {head_conf[r]:.0%} (no labelled neighbours)"
-            elif knn_label[r] == label:
+            elif knn_label[r] == label and knn_share[r] >= config.min_share:
                 why = f"head {head_conf[r]:.0%}; {votes}/{k_used} nearest labelled agree"
             else:
                 why = (f"head {head_conf[r]:.0%}" + (" (unsure)" if weak else "")

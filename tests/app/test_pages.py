@@ -125,8 +125,8 @@ def test_retrieve_and_review_inline_then_on_review_page(embedded_app):
     cands = candidates_frame(project.store, 1)
     assert len(cands) == 12
     first, second = cands["item_id"][:2]
-    at.button(key=f"explore_review_acc_{first}").click().run()
-    at.button(key=f"explore_review_rej_{second}").click().run()
+    at.button(key=f"explore_review_acc_{first}_0").click().run()
+    at.button(key=f"explore_review_rej_{second}_0").click().run()
     assert not at.exception
     states = decision_states(project.store).set_index("item_id")
     assert states.loc[first, "action"] == "accept" and states.loc[first, "label"] == cands["suggested_label"][0]
@@ -154,10 +154,11 @@ def test_second_tab_gets_a_conflict_not_an_overwrite(small_demo_embedded_dir, tm
     tab_a.switch_page("pages/review.py").run()
     tab_b = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
     tab_b.session_state["reviewer_name"] = "bob"
+    tab_b.session_state["review_show"] = "all"  # tab a's page holds the whole small set: bob looks at all of it
     tab_b.switch_page("pages/review.py").run()
     item = candidates_frame_first(root)
-    tab_b.button(key=f"review_acc_{item}").click().run()  # bob accepts in his tab
-    tab_a.button(key=f"review_rej_{item}").click().run()  # the other tab still shows it undecided
+    tab_b.button(key=f"review_acc_{item}_0").click().run()  # bob accepts in his tab
+    tab_a.button(key=f"review_rej_{item}_0").click().run()  # the other tab still shows it undecided
     assert not tab_a.exception
     assert any("changed since you looked at it" in w.value and "bob" in w.value for w in tab_a.warning)
     project = Project.open(root)

@@ -57,14 +57,15 @@ def test_retrieve_accept_reject_then_reload(browser, small_demo_embedded_dir, tm
         cands = candidates_frame(project.store, 1)
         assert len(cands) == 10
         first, second, third = cands["item_id"][:3]
+        # A decided card keeps its place in the batch and shows the stored decision.
         _card(page, "explore_review", first).get_by_role("button", name="Accept").click()
-        expect(_card(page, "explore_review", first)).to_be_hidden(timeout=30_000)  # undecided view drops it
+        expect(_card(page, "explore_review", first)).to_contain_text("accept as", timeout=30_000)
         wait_idle(page)
         _card(page, "explore_review", second).get_by_role("button", name="Accept").click()
-        expect(_card(page, "explore_review", second)).to_be_hidden(timeout=30_000)
+        expect(_card(page, "explore_review", second)).to_contain_text("accept as", timeout=30_000)
         wait_idle(page)
         _card(page, "explore_review", third).get_by_role("button", name="Reject").click()
-        expect(_card(page, "explore_review", third)).to_be_hidden(timeout=30_000)
+        expect(_card(page, "explore_review", third)).to_contain_text("reject · by", timeout=30_000)
         wait_idle(page)
 
         # A fresh load of the Review page (new session, nothing in memory) shows the same state.
@@ -107,10 +108,10 @@ def test_kill_9_mid_review_loses_no_confirmed_decision(browser, small_demo_embed
     confirmed: list[str] = []
     try:
         page = _open_page(browser, url, "review", "text=Next up")
-        focus = page.locator("[data-testid=stMarkdownContainer]", has_text="Next up")
-        accept = page.locator(".st-key-review_focus_accept button")
+        focus = page.locator("[class*='st-key-review_card_']", has_text="Next up")  # moves card to card
+        accept = focus.get_by_role("button", name="Accept")
         for i in range(1, 41):
-            item_id = re.search(r"#\d+ ([\w.-]+) · suggested", focus.inner_text()).group(1)
+            item_id = re.search(r"#\d+ ([\w.-]+) · pool", focus.inner_text(timeout=60_000)).group(1)
             accept.click()
             expect(page.get_by_text(f"{i}/200 decided")).to_be_visible(timeout=60_000)
             confirmed.append(item_id)
