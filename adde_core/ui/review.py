@@ -36,7 +36,7 @@ _HOLDER = "_review_holder"
 _UNDO = "_review_undo_stack"
 _ICONS = {"accept": "✅", "relabel": "✏️", "reject": "❌", "flag": "🚩"}
 #: Seconds between the grid's own refreshes (others' decisions and released claims show up this fast).
-REFRESH_SECONDS = 3.0
+REFRESH_SECONDS = 5.0
 #: A finished batch stays on screen this long before the next one takes its place, so a quick second
 #: click on its last card cannot land on a new card drawn where it was.
 ROLLOVER_SECONDS = 1.0
