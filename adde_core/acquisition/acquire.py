@@ -158,14 +158,15 @@ def nearest_labelled(ws: "WorkingSet", vectors: np.ndarray) -> list[list[str]]:
 
 def rank(ws: "WorkingSet", ids: Sequence[str], vectors: np.ndarray, probs: np.ndarray | None,
          quality: np.ndarray | None, centroid: np.ndarray | None, *, strategy: str,
-         weights: "RankingWeights | None", k: int | None, random_state: int) -> "RankedCandidates":
+         weights: "RankingWeights | None", k: int | None, random_state: int,
+         importance: np.ndarray | None = None) -> "RankedCandidates":
     """Rank candidates against D_t ∪ D_valid (so a second acquisition does not fetch what was just accepted)."""
     from adde_core.ranking import RankingInput, RankingWeights, rank_candidates
 
     rows, labels = ws.dataset_and_pending
     return rank_candidates(
         RankingInput(ids=list(ids), vectors=vectors, probs=probs, quality=quality, labelled_vectors=ws.X[rows],
-                     region_centroid=centroid, labelled_labels=labels),
+                     region_centroid=centroid, labelled_labels=labels, importance=importance),
         strategy=strategy, k=k, weights=weights or RankingWeights(), random_state=random_state,
     )
 
@@ -225,14 +226,27 @@ def retrieve_candidates(ws: "WorkingSet", head: "LinearHead", region: RegionSpec
 
 
 def rank_pool(ws: "WorkingSet", head: "LinearHead", *, k: int, strategy: str, weights: "RankingWeights | None" = None,
-              random_state: int = 0) -> Proposal:
-    """Rank the whole available pool with one registry strategy and keep the top ``k`` (the baselines' acquisition)."""
+              random_state: int = 0, target_failures: bool = False) -> Proposal:
+    """Rank the whole available pool with one registry strategy and keep the top ``k`` (the baselines' acquisition).
+
+    ``target_failures`` (ADDE's coverage arm) weights every pool item by ``1 + λ × local val error``
+    (:func:`adde_core.acquisition.targeting.failure_importance`) for the strategies that take an
+    importance (the herding ones), and ranks with the head's probabilities at the val-fitted
+    temperature (:func:`adde_core.acquisition.targeting.calibrated_proba`).
+    """
     rows = np.flatnonzero(ws.available)
     if len(rows) == 0:
         raise AddeError("the pool is empty (or every pool item has been decided); ingest more unlabelled items")
     probs = head.predict_proba(ws.X[rows])
+    importance = None
+    if target_failures:
+        from adde_core.acquisition.targeting import calibrated_proba, failure_importance
+
+        importance = failure_importance(ws, head, rows)
+        calibrated = calibrated_proba(ws, head, rows)
+        probs = probs if calibrated is None else calibrated
     ranked = rank(ws, ws.ids[rows], ws.X[rows], probs, None, None, strategy=strategy, weights=weights,
-                  k=min(k, len(rows)), random_state=random_state)
+                  k=min(k, len(rows)), random_state=random_state, importance=importance)
     pos = ranked.frame["position"].to_numpy()
     frame = ranked.frame.assign(suggested_label=head.classes_[np.argmax(probs[pos], axis=1)],
                                 confidence=probs[pos].max(axis=1), via=strategy)

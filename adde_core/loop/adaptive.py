@@ -40,13 +40,10 @@ a generator whose output never passes is down to ≤ 5 % of the budget within tw
 ``exp(learning_rate * (rate - quality_target) * 2)``, floored at ``generator_floor``, so between
 several generators the allocation drifts to the one whose images pay.
 
-**Acquisition arms** (the portfolio policy, :mod:`adde_core.loop.policies`): each arm's labelled
-picks are credited with their *measured marginal val gain* (the engine refits the head without
-that arm's picks and takes the difference), kept as discounted sums per arm
-(``ARM_DISCOUNT`` per round): labels ``L``, gain ``G`` and ``S = Σ l·(g/l)²``. The next round
-splits the budget by :meth:`AdaptiveState.arm_shares` — the posterior probability that each arm
-has the best gain per label (Thompson/probability matching over Gaussian estimates with a prior
-of ``ARM_PRIOR_LABELS`` labels at the pooled mean), floored at ``ARM_MIN_SHARE``.
+**Acquisition split** (:mod:`adde_core.loop.policies`): ADDE sends the generation share of each
+round to generation and the rest to failure-targeted coverage. An earlier version split the budget
+over four arms by their leave-one-arm-out val gain; with ~10 labels per arm that gain was mostly
+noise, and the split cost labels against coverage alone (digits, issue 13), so it was removed.
 
 **Flags.** ``biased content`` on generated items multiplies that generator key's weight by
 ``bias_penalty ** (flag_share / bias_share_unit)``, where ``flag_share`` is the flagged fraction of
@@ -95,12 +92,6 @@ _FLAGS = (FLAG_BIASED, FLAG_EDGE_CASE, FLAG_AMBIGUOUS)
 GENERATION_SHARE_BOUNDS: tuple[float, float] = (0.01, 0.9)
 #: Factor the generation share is at least cut by in a round where generation produced no accepted item.
 GENERATION_FAIL_FACTOR = 0.25
-#: Per-round discount of the arms' evidence (the best arm at 30 labels is rarely the best at 300).
-ARM_DISCOUNT = 0.7
-#: Prior weight, in labels, of the pooled mean gain per label in each arm's estimate.
-ARM_PRIOR_LABELS = 6.0
-#: Smallest share of a round's budget any available arm keeps (so a dismissed arm can prove itself again).
-ARM_MIN_SHARE = 0.05
 #: Default UCB exploration constant; rewards are accuracy-scale gains (a few hundredths), so the
 #: textbook sqrt(2) would make exploration swamp every observed difference.
 DEFAULT_EXPLORATION = 0.05
@@ -152,8 +143,6 @@ class IterationOutcome:
     gate_rejected : mapping of str to int
         Generated images the quality gate dropped this iteration, by generator key (never reviewed,
         so not in ``shown``): they count as generated-and-not-accepted.
-    arm_gain : mapping of str to (int, float)
-        ``arm -> (labels spent, measured marginal val gain of its picks)`` (see the module docstring).
     accepted_by_generator : mapping of str to int
         Generated candidates accepted, by generator key.
     """
@@ -167,7 +156,6 @@ class IterationOutcome:
     region_diversity_gain: Mapping[str, float] = field(default_factory=dict)
     flags: Sequence[tuple[str, str, str | None, str | None]] = ()
     gate_rejected: Mapping[str, int] = field(default_factory=dict)
-    arm_gain: Mapping[str, tuple[int, float]] = field(default_factory=dict)
     accepted_by_generator: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -175,11 +163,6 @@ class IterationOutcome:
                                                            for k, v in dict(self.accepted_by_generator).items()})
         object.__setattr__(self, "gate_rejected", {str(k): _count(v, f"gate_rejected[{k!r}]")
                                                    for k, v in dict(self.gate_rejected).items()})
-        arms = {}
-        for k, v in dict(self.arm_gain).items():
-            n, g = v
-            arms[str(k)] = (_count(n, f"arm_gain[{k!r}] labels"), _finite(g, f"arm_gain[{k!r}] gain"))
-        object.__setattr__(self, "arm_gain", arms)
         for name in ("shown", "accepted"):
             counts = dict(getattr(self, name))
             bad = sorted(set(counts) - set(SOURCES))
@@ -324,8 +307,6 @@ class AdaptiveState:
         Flags seen so far, summed over iterations.
     iteration : int
         How many outcomes this state has learned from.
-    arm_stats : mapping of str to (float, float, float)
-        Discounted ``(labels, gain, Σ l·(g/l)²)`` per acquisition arm (see the module docstring).
     """
 
     weights: RankingWeights = field(default_factory=RankingWeights)
@@ -335,16 +316,8 @@ class AdaptiveState:
     regions_to_revisit: tuple[str, ...] = ()
     flag_counts: Mapping[str, int] = field(default_factory=dict)
     iteration: int = 0
-    arm_stats: Mapping[str, tuple[float, float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        stats = {}
-        for k, v in dict(self.arm_stats).items():
-            n, g, sq = (_finite(x, f"arm_stats[{k!r}]") for x in v)
-            if n < 0 or sq < 0:
-                raise AddeError(f"arm_stats[{k!r}] must have labels >= 0 and squares >= 0, got {v!r}.")
-            stats[str(k)] = (n, g, sq)
-        object.__setattr__(self, "arm_stats", stats)
         if not isinstance(self.weights, RankingWeights):
             raise AddeError(f"AdaptiveState.weights must be a RankingWeights, got {type(self.weights).__name__}.")
         share = _finite(self.generation_share, "generation_share")
@@ -423,43 +396,6 @@ class AdaptiveState:
             alloc[i] += 1
         return {"retrieve": budget - n_gen, "generate": dict(zip(keys, alloc))}
 
-    def arm_estimates(self, arms: Sequence[str]) -> dict[str, tuple[float, float]]:
-        """``arm -> (mean gain per label, its standard error)`` under the pooled prior (module docstring)."""
-        known = {a: self.arm_stats[a] for a in arms if a in self.arm_stats and self.arm_stats[a][0] > 0}
-        tot_n = sum(n for n, _, _ in known.values())
-        pooled = sum(g for _, g, _ in known.values()) / tot_n if tot_n > 0 else 0.0
-        # Spread of the per-label rewards around their arm means (labels-weighted), with a floor.
-        var = sum(sq - g * g / n for n, g, sq in known.values()) / tot_n if tot_n > 0 else 0.0
-        sd = math.sqrt(max(var, 0.0)) or 1e-3
-        out = {}
-        for a in arms:
-            n, g, _ = self.arm_stats.get(a, (0.0, 0.0, 0.0))
-            n_eff = n + ARM_PRIOR_LABELS
-            out[a] = ((g + ARM_PRIOR_LABELS * pooled) / n_eff, max(sd, 1e-3) / math.sqrt(n_eff))
-        return out
-
-    def arm_shares(self, arms: Sequence[str], *, draws: int = 4000, seed: int = 0) -> dict[str, float]:
-        """Share of the next round's budget per arm: P(arm has the best gain per label), floored at ARM_MIN_SHARE.
-
-        With no evidence every arm gets the same share. Deterministic for a ``seed``.
-        """
-        import numpy as np
-
-        arms = list(dict.fromkeys(arms))
-        if not arms:
-            return {}
-        if not any(self.arm_stats.get(a, (0, 0, 0))[0] > 0 for a in arms):
-            return {a: 1.0 / len(arms) for a in arms}
-        est = self.arm_estimates(arms)
-        mu = np.array([est[a][0] for a in arms])
-        se = np.array([est[a][1] for a in arms])
-        rng = np.random.default_rng(seed)
-        best = (mu + se * rng.standard_normal((draws, len(arms)))).argmax(axis=1)
-        p = np.bincount(best, minlength=len(arms)) / draws
-        floor = min(ARM_MIN_SHARE, 1.0 / len(arms))
-        p = np.maximum(p, floor)
-        return {a: float(x) for a, x in zip(arms, p / p.sum())}
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (plain floats, ints, strings, lists)."""
         return {
@@ -471,7 +407,6 @@ class AdaptiveState:
             "regions_to_revisit": list(self.regions_to_revisit),
             "flag_counts": dict(sorted(self.flag_counts.items())),
             "iteration": self.iteration,
-            "arm_stats": {k: list(v) for k, v in sorted(self.arm_stats.items())},
         }
 
     @classmethod
@@ -491,8 +426,7 @@ class AdaptiveState:
                 regions_to_revisit=tuple(data.get("regions_to_revisit", ())),
                 flag_counts=data.get("flag_counts", {}),
                 iteration=data.get("iteration", 0),
-                arm_stats={k: tuple(v) for k, v in dict(data.get("arm_stats", {})).items()},
-            )
+            )  # states stored while the arm split existed carry "arm_stats": ignored
         except (KeyError, TypeError, AttributeError) as exc:
             raise AddeError(f"Adaptive state is malformed ({exc!r}); reset it or restore it from a backup.") from exc
 
@@ -641,18 +575,6 @@ def update_state(
                 effects.append(f"generator {key} weight {before:.2f} → {after:.2f}: {acc} of {made} generated "
                                "images passed the gate and were accepted")
 
-    # --- acquisition arms: discounted gain per label
-    arm_stats = {k: (n * ARM_DISCOUNT, g * ARM_DISCOUNT, sq * ARM_DISCOUNT) for k, (n, g, sq) in state.arm_stats.items()}
-    credits = []
-    for arm, (n, g) in sorted(outcome.arm_gain.items()):
-        if n <= 0:
-            continue
-        n0, g0, sq0 = arm_stats.get(arm, (0.0, 0.0, 0.0))
-        arm_stats[arm] = (n0 + n, g0 + g, sq0 + n * (g / n) ** 2)
-        credits.append(f"{arm} {g:+.4f} over {n} labels")
-    if credits:
-        effects.append("arm gains (val gain lost without each arm's picks): " + ", ".join(credits))
-
     # --- flags
     biased: dict[str, int] = {}
     for flag, source, key, _region in outcome.flags:
@@ -710,5 +632,5 @@ def update_state(
         effects.append("nothing changed: no gains, no candidates shown and no flags to learn from")
     new_state = replace(state, weights=weights, generation_share=share, generator_weights=gen_weights,
                         region_stats=bandit.stats, regions_to_revisit=tuple(revisit), flag_counts=flag_counts,
-                        iteration=state.iteration + 1, arm_stats=arm_stats)
+                        iteration=state.iteration + 1)
     return new_state, effects

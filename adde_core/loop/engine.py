@@ -292,7 +292,7 @@ class Engine:
         failure = region_failure(ctx, regions, subgroup=self.storage.subgroup)
         # Where the model fails first (val error, pool uncertainty, subgroup under-representation),
         # ties by sparsity; marked regions go first when the loop adapts.
-        ids = [r.region_id for r in sorted(regions, key=lambda r: -failure[r.region_id]["priority"])]
+        ids = spread_over_classes([r.region_id for r in regions], failure)
         if self.config.adapt:
             marked = [r for r in state.regions_to_revisit if r in ids]
             order = marked + [r for r in ids if r not in marked]
@@ -311,6 +311,8 @@ class Engine:
             elif rid in bandit.stats:
                 n, mean = bandit.stats[rid]
                 reasons[rid] = f"{why}; acquired {n}× before, mean reward {mean:+.3f}"
+            elif by_id[rid].kind == "model_error":
+                reasons[rid] = f"{why}; {by_id[rid].reason}"
             else:
                 reasons[rid] = f"{why}; {by_id[rid].score:.1f}× thinner than expected ({by_id[rid].kind})"
         weights = state.weights
@@ -446,16 +448,15 @@ class Engine:
             storage.fold_in(t, {"adaptive_state": state.to_dict(), "weights": acted.__dict__})
             fault_point("close:folded")
             t_new, phase = t + 1, "folded"
-        ctx = self.context()
         if phase == "folded":
-            metrics = self._evaluate(ctx)
+            metrics = self._evaluate(self.context())
             storage.save_metrics(t_new, metrics, phase="measured")
             fault_point("close:measured")
         rows = self.storage.iteration_rows()
         before, after = rows[t_new - 1].get("metrics") or {}, rows[t_new].get("metrics") or {}
         reviewed = storage.reviewed(t_new - 1)
         state = replace(state, weights=self._acted_weights(reviewed, state.weights))
-        new_state, effects, gains = self._adapt(state, reviewed, before, after, ctx=ctx, iteration=t_new - 1)
+        new_state, effects, gains = self._adapt(state, reviewed, before, after, iteration=t_new - 1)
         stop = self._stop()
         extra = {"effects": effects, **gains, "stop": stop.stop, "stop_reason": stop.reason,
                  "alpha": new_state.weights.normalized()[0], "beta": new_state.weights.normalized()[1],
@@ -468,55 +469,8 @@ class Engine:
         added = {str(k): int(v) for k, v in (after.get("added") or {}).items()}
         return IterationSummary(t_new, added, after, effects, stop.reason if stop.stop else None)
 
-    def _arm_gain(self, ctx: Context, reviewed: pd.DataFrame) -> dict[str, tuple[int, float]]:
-        """Each arm's labels and the val gain lost when the head is refitted without that arm's accepted picks.
-
-        The gain is val accuracy plus a tenth of the val log-likelihood (a smoother tie-breaker),
-        head refitted exactly as :meth:`context` fits it. Only sets acquired by a named arm count.
-        """
-        from adde_core.loop.storage import FREE_REVIEWERS, VALID_ACTIONS
-
-        reviewed = reviewed[~reviewed["reviewer"].isin(FREE_REVIEWERS)]
-        arms = reviewed["strategy"].map(arm_of_strategy)
-        arms = arms.where(reviewed["mode"] != "generate", "generate")
-        labels = arms.dropna().value_counts()
-        if len(labels) < 2:
-            return {}
-        ws = ctx.ws
-        val = (ws.role == "val") & ws.labelled
-        if not val.any():
-            return {}
-        y_val = ws.label[val].astype(str)
-
-        def gain_of(head: "LinearHead") -> float:
-            proba = head.predict_proba(ws.X[val])
-            col = pd.Index(head.classes_).get_indexer(y_val)
-            p = np.where(col >= 0, proba[np.arange(len(y_val)), np.maximum(col, 0)], 0.0)
-            acc = float((head.classes_[proba.argmax(axis=1)] == y_val).mean())
-            return acc + 0.1 * float(np.log(np.clip(p, 1e-6, 1.0)).mean())
-
-        def score(mask: np.ndarray) -> float:
-            y = ws.label[mask].astype(str)
-            if len(np.unique(y)) < 2:
-                return -np.inf
-            return gain_of(fit_head(ws.X[mask], y, random_state=self.config.random_state))
-
-        full = ws.in_dataset
-        # ctx.head is this very fit (all of D_t, same seed, memoised by context()): one refit fewer per close.
-        base = gain_of(ctx.head) if len(np.unique(ws.label[full].astype(str))) >= 2 else -np.inf
-        pos = ws.index
-        out = {}
-        for arm, n in labels.items():
-            ok = (arms == arm) & reviewed["action"].isin(VALID_ACTIONS)
-            rows = [pos[str(i)] for i in reviewed.loc[ok, "item_id"] if str(i) in pos]
-            without = full.copy()
-            without[rows] = False
-            gain = base - score(without) if rows else 0.0
-            out[str(arm)] = (int(n), float(gain) if np.isfinite(gain) else 0.0)
-        return out
-
     def _adapt(self, state: AdaptiveState, reviewed: pd.DataFrame, before: Mapping[str, Any],
-               after: Mapping[str, Any], *, ctx: Context | None = None, iteration: int | None = None
+               after: Mapping[str, Any], *, iteration: int | None = None
                ) -> tuple[AdaptiveState, list[str], dict[str, float]]:
         val_gain = float((after.get("val_accuracy") or 0.0) - (before.get("val_accuracy") or 0.0)) \
             if before.get("val_accuracy") is not None else 0.0
@@ -526,8 +480,7 @@ class Engine:
         if not self.config.adapt:
             return state, ["adaptation is off: weights, split and region rewards stay as they are"], gains
         gate = (self.storage.get_meta(GATE_KEY) or {}).get(str(iteration), {}) if iteration is not None else {}
-        outcome = outcome_from_reviewed(reviewed, val_gain, diversity_gain, gate=gate,
-                                        arm_gain=self._arm_gain(ctx, reviewed) if ctx is not None else {})
+        outcome = outcome_from_reviewed(reviewed, val_gain, diversity_gain, gate=gate)
         new_state, effects = update_state(state, outcome)
         if not self.config.use_diversity:
             from adde_core.ranking import RankingWeights
@@ -590,12 +543,11 @@ def arm_labels(reviewed: pd.DataFrame) -> dict[str, int]:
 
 
 def outcome_from_reviewed(reviewed: pd.DataFrame, val_gain: float, diversity_gain: float, *,
-                          gate: Mapping[str, Any] | None = None,
-                          arm_gain: Mapping[str, tuple[int, float]] | None = None) -> IterationOutcome:
+                          gate: Mapping[str, Any] | None = None) -> IterationOutcome:
     """The evidence adaptation learns from: shown/accepted by source, flags, per-region credit.
 
     ``gate`` is ``{generator: [generated, kept]}`` of the iteration (the images the gate dropped count
-    as generated and not accepted); ``arm_gain`` each arm's labels and measured gain.
+    as generated and not accepted).
     """
     from adde_core.loop.storage import FREE_REVIEWERS, VALID_ACTIONS
 
@@ -623,8 +575,7 @@ def outcome_from_reviewed(reviewed: pd.DataFrame, val_gain: float, diversity_gai
         gate_rejected={str(k): max(0, int(v[0]) - int(v[1])) for k, v in (gate or {}).items()},
         accepted_by_generator={str(k): int(v) for k, v in
                                gen[gen["action"].isin(VALID_ACTIONS)]["generator"].fillna("generator")
-                               .value_counts().items()},
-        arm_gain=dict(arm_gain or {}))
+                               .value_counts().items()})
 
 
 def region_failure(ctx: Context, regions: list["SparseRegion"], *, subgroup: str | None = None
@@ -635,8 +586,12 @@ def region_failure(ctx: Context, regions: list["SparseRegion"], *, subgroup: str
     val error with a prior of ``_ERROR_PRIOR`` items; ``pool_uncertainty`` the mean 1 − margin of
     its undecided pool members; ``under`` (with a subgroup set) the largest shortfall of a
     subgroup value's share in D_t against its share in val, within the classes it misses (how much thinner that class's
-    subgroup is in D_t than in val). ``priority = val_error * (1 + under) * log(1 + misclassified
-    val members)`` (pool uncertainty breaks ties): where the model fails, not density alone.
+    subgroup is in D_t than in val). A ``model_error`` region's val error is its class (or
+    class × subgroup) cell's rate (its ``score``), since its val members are only the wrong ones.
+    ``priority = val_error * (1 + under)`` (pool uncertainty breaks ties): where the model fails
+    most often, not density alone, and not simply where the most val items are. ``target`` is the
+    class the region's failures are about (its most common true label among wrong val members),
+    which :meth:`Engine.plan` uses to spread the first regions over different classes.
     """
     ws, head = ctx.ws, ctx.head
     pos = ws.index
@@ -659,7 +614,11 @@ def region_failure(ctx: Context, regions: list["SparseRegion"], *, subgroup: str
         rows = np.asarray([pos[str(i)] for i in r.member_ids if str(i) in pos], dtype=np.int64)
         v = rows[val[rows]]
         p = rows[ws.available[rows]]
-        err = float((wrong[v].sum() + _ERROR_PRIOR * base) / (len(v) + _ERROR_PRIOR))
+        if r.kind == "model_error":
+            err, n_val = float(r.score), int(r.role_counts.get("val_cell", len(v)))
+        else:
+            err, n_val = float((wrong[v].sum() + _ERROR_PRIOR * base) / (len(v) + _ERROR_PRIOR)), int(len(v))
+        targets = pd.Series(ws.label[v[wrong[v]]] if wrong[v].any() else ws.label[v]).astype(str).value_counts()
         u = float(unc[p].mean()) if len(p) else 0.0
         under = 0.0
         if subgroup and ws.groups is not None and len(v):
@@ -670,29 +629,58 @@ def region_failure(ctx: Context, regions: list["SparseRegion"], *, subgroup: str
                 want = float((ws.groups[cls_val] == g).mean()) if cls_val.any() else 0.0
                 got = float((ws.groups[cls_dt] == g).mean()) if cls_dt.any() else 0.0
                 under = max(under, want - got)
-        priority = err * (1 + under) * float(np.log1p(wrong[v].sum())) + u / 100
-        out[r.region_id] = {"val_error": err, "n_val": int(len(v)), "pool_uncertainty": u, "under": under,
-                            "priority": priority}
+        priority = err * (1 + under) + u / 100
+        out[r.region_id] = {"val_error": err, "n_val": n_val, "pool_uncertainty": u, "under": under,
+                            "priority": priority, "target": str(targets.index[0]) if len(targets) else ""}
     return out
+
+
+def spread_over_classes(region_ids: list[str], failure: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Region ids by priority, each earlier pick aimed at the same class discounting a region by ``SAME_CLASS_DISCOUNT``.
+
+    Without it the first places all go to the one class the model knows least (its error region,
+    its subgroup cells, the density gaps it sits in), and a rare subgroup of another class never
+    reaches the top of the plan. Greedy; ties keep the input order.
+    """
+    left = list(region_ids)
+    picked: dict[str, int] = {}
+    order = []
+    while left:
+        best = max(left, key=lambda r: (failure[r]["priority"] * SAME_CLASS_DISCOUNT ** picked.get(
+            str(failure[r].get("target", "")), 0), -left.index(r)))
+        order.append(best)
+        left.remove(best)
+        t = str(failure[best].get("target", ""))
+        picked[t] = picked.get(t, 0) + 1
+    return order
 
 
 #: Val items of prior weight when smoothing a region's error toward the overall error.
 _ERROR_PRIOR = 3
 #: A class needs this many misclassified val items to get a model-error region.
 MIN_ERRORS = 3
-#: Undecided pool items per misclassified val item that join its model-error region.
+#: A subgroup value gets its own model-error region when its error rate inside the class exceeds the rest's by this.
+SUBGROUP_GAP = 0.25
+#: Each earlier region in the plan aimed at the same class multiplies a region's priority by this.
+SAME_CLASS_DISCOUNT = 0.5
+#: Nearest val items that vote on which model-error region a pool item joins (a majority of them in the cell).
 ERROR_NEIGHBOURS = 5
 
 
 def error_regions(ctx: Context, Z: np.ndarray, rows: np.ndarray, *, subgroup: str | None = None
                   ) -> list["SparseRegion"]:
-    """Regions where the model fails: per true class (and subgroup value, when one is set), its misclassified
-    val items and their nearest pool items.
+    """Regions where the model fails: per true class, its misclassified val items and the pool items among them.
 
-    ``Z`` are the reference-space coordinates of ``rows`` (real seed/pool/val rows). The region id
-    ``model_error/<class>`` (``model_error/<class>/<subgroup>=<value>``) is stable across
-    iterations; the region disappears once fewer than ``MIN_ERRORS`` of its val items are wrong.
-    Val labels are the user's own (never the pool's).
+    With a subgroup set, a subgroup value whose val error rate inside the class exceeds the rest
+    of the class's by at least ``SUBGROUP_GAP`` gets a region of its own
+    (``model_error/<class>/<subgroup>=<value>``): a rare pose of a common class the model
+    otherwise knows. A class the model fails across every subgroup stays one region
+    (``model_error/<class>``), so it is not counted once per subgroup value. ``score`` is the
+    cell's val error rate, smoothed toward the overall val error with ``_ERROR_PRIOR`` items;
+    ``role_counts["val_cell"]`` the cell's val items. Ids are stable across iterations; a region
+    disappears once fewer than ``MIN_ERRORS`` of its val items are wrong. ``Z`` are the
+    reference-space coordinates of ``rows`` (real seed/pool/val rows). Val labels are the
+    user's own (never the pool's).
     """
     from adde_core.analysis.regions import SparseRegion
 
@@ -705,28 +693,55 @@ def error_regions(ctx: Context, Z: np.ndarray, rows: np.ndarray, *, subgroup: st
     pred = head.classes_[head.predict_proba(ws.X[rows[v]]).argmax(axis=1)]
     truth = ws.label[rows[v]].astype(str)
     wrong = pred != truth
+    base = float(wrong.mean())
     pool_local = np.flatnonzero(is_pool)
     Zp = Z[pool_local]
-    out = []
     use_groups = bool(subgroup) and ws.groups is not None
     groups = ws.groups[rows[v]].astype(str) if use_groups else np.full(len(v), "", dtype=object)
-    for c, g in sorted(set(zip(truth[wrong], groups[wrong]))):
-        cell = (truth == c) & (groups == g)
+
+    def rate(cell: np.ndarray) -> float:
+        return float(((wrong & cell).sum() + _ERROR_PRIOR * base) / (cell.sum() + _ERROR_PRIOR))
+
+    cells: list[tuple[str, str | None, np.ndarray]] = []
+    for c in sorted(set(truth[wrong])):
+        in_class = truth == c
+        rest = in_class.copy()
+        for g in sorted(set(groups[in_class])) if use_groups else []:
+            cell = in_class & (groups == g)
+            other = in_class & ~cell
+            gap = (wrong & cell).sum() / cell.sum() - ((wrong & other).sum() / other.sum() if other.any() else 0.0)
+            if other.any() and gap >= SUBGROUP_GAP and (wrong & cell).sum() >= MIN_ERRORS:
+                cells.append((c, g, cell))
+                rest &= ~cell
+        cells.append((c, None, rest))
+    # Each pool item's nearest val items (reference space): a pool item belongs to a cell's region
+    # when most of them are in the cell, i.e. it sits where that class (× subgroup) lives, not merely
+    # next to one of its misclassified items (whose neighbours are often the class it is confused with).
+    Zv = Z[v]
+    dv = (Zp ** 2).sum(1)[:, None] - 2 * Zp @ Zv.T + (Zv ** 2).sum(1)[None, :]
+    k_vote = min(ERROR_NEIGHBOURS, len(v))
+    nearest_val = np.argpartition(dv, k_vote - 1, axis=1)[:, :k_vote]
+    out = []
+    for c, g, cell in cells:
         errs = v[wrong & cell]
         if len(errs) < MIN_ERRORS:
             continue
-        d = ((Z[errs] ** 2).sum(1)[:, None] - 2 * Z[errs] @ Zp.T + (Zp ** 2).sum(1)[None, :])
-        near = np.argsort(d, axis=1, kind="stable")[:, :ERROR_NEIGHBOURS]
-        members = np.concatenate([errs, pool_local[np.unique(near)]])
+        voted = np.flatnonzero(cell[nearest_val].sum(axis=1) * 2 > k_vote)
+        if len(voted) == 0:  # no pool item sits inside the cell: fall back to the errors' nearest pool items
+            d = ((Z[errs] ** 2).sum(1)[:, None] - 2 * Z[errs] @ Zp.T + (Zp ** 2).sum(1)[None, :])
+            voted = np.unique(np.argsort(d, axis=1, kind="stable")[:, :ERROR_NEIGHBOURS])
+        members = np.concatenate([errs, pool_local[voted]])
         ids = ws.ids[rows[members]]
         confused = pd.Series(pred[wrong & cell]).value_counts()
-        what = f"class {c}" + (f" with {subgroup}={g}" if use_groups else "")
+        what = f"class {c}" + (f" with {subgroup}={g}" if g is not None else "")
         reason = (f"The model misclassifies {len(errs)} of {int(cell.sum())} val items of {what} "
-                  f"(mostly as {', '.join(map(str, confused.index[:2]))}); their nearest pool items.")
+                  f"(mostly as {', '.join(map(str, confused.index[:2]))}); the pool items whose nearest val "
+                  f"items are mostly {what}.")
         out.append(SparseRegion(
-            region_id=f"model_error/{c}" + (f"/{subgroup}={g}" if use_groups else ""), kind="model_error", score=float(len(errs)), member_ids=np.asarray(ids),
-            centroid=ws.X[rows[members]].mean(axis=0), centroid_2d=None,
-            role_counts={"val": int(len(errs)), "pool": int(len(members) - len(errs))},
+            region_id=f"model_error/{c}" + (f"/{subgroup}={g}" if g is not None else ""), kind="model_error",
+            score=rate(cell), member_ids=np.asarray(ids), centroid=ws.X[rows[members]].mean(axis=0),
+            centroid_2d=None,
+            role_counts={"val": int(len(errs)), "val_cell": int(cell.sum()), "pool": int(len(members) - len(errs))},
             label_counts={str(c): int(len(errs))}, subgroup_counts={}, n_unlabelled=int(len(members) - len(errs)),
             nearest_dataset_ids=(), reason=reason))
     return out

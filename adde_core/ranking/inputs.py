@@ -49,6 +49,11 @@ class RankingInput:
         only ``probcover`` reads it, to set its number of k-means clusters to the number of
         classes seen; without it that number comes from the columns of ``probs`` (or is 2).
         Stored as a tuple.
+    importance : array-like (n,) or None
+        Non-negative weight of each candidate as a point to be *covered* by the herding
+        strategies (``maxherding``, ``uherding``): UHerding's uncertainty weight is multiplied
+        by it. ADDE passes ``1 + λ × local val error`` so coverage goes where the model fails;
+        None counts every candidate as 1 (the published methods).
     """
 
     ids: Sequence[str]
@@ -59,6 +64,7 @@ class RankingInput:
     region_centroid: np.ndarray | None = None
     sources: Sequence[str] | None = None
     labelled_labels: Sequence[str] | None = None
+    importance: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         ids = tuple(str(i) for i in self.ids)
@@ -79,6 +85,7 @@ class RankingInput:
         object.__setattr__(self, "labelled_vectors", labelled)
         object.__setattr__(self, "probs", None if self.probs is None else _probs(self.probs, n))
         object.__setattr__(self, "quality", None if self.quality is None else _quality(self.quality, n))
+        object.__setattr__(self, "importance", None if self.importance is None else _importance(self.importance, n))
         if self.region_centroid is not None:
             c = np.asarray(self.region_centroid, dtype=np.float64)
             if c.shape != (d,):
@@ -127,6 +134,9 @@ class RankingInput:
         if self.labelled_labels is not None:  # only when given, so fingerprints made before the field still match
             h.update(b"labelled_labels")
             h.update("\0".join(self.labelled_labels).encode())
+        if self.importance is not None:  # likewise
+            h.update(b"importance")
+            h.update(np.ascontiguousarray(self.importance).tobytes())
         return h.hexdigest()
 
 
@@ -212,3 +222,15 @@ def _quality(value: object, n: int) -> np.ndarray:
         raise AddeError(f"RankingInput.quality row {row} is {q[row]!r}: quality scores must lie in [0, 1] "
                         "(NaN means 'no gate score' and counts as 1).")
     return np.where(np.isnan(q), 1.0, q)
+
+
+def _importance(value: object, n: int) -> np.ndarray:
+    w = np.asarray(value)
+    if w.ndim != 1 or w.dtype.kind not in "biuf" or w.shape[0] != n:
+        raise AddeError(f"RankingInput.importance must be a 1-D numeric array with one weight per candidate ({n}), "
+                        f"got shape {w.shape} and dtype {w.dtype}.")
+    w = w.astype(np.float64)
+    if not np.isfinite(w).all() or (w < 0).any():
+        row = int(np.flatnonzero(~np.isfinite(w) | (w < 0))[0])
+        raise AddeError(f"RankingInput.importance row {row} is {w[row]!r}: coverage weights must be finite and >= 0.")
+    return w

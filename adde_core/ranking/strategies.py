@@ -558,6 +558,8 @@ def rank_probcover(ctx: RankingContext, k: int, *, delta: float | None = None) -
 
 def _herding(ctx: RankingContext, k: int, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     sigma = HERDING_SIGMA if HERDING_SIGMA is not None else herding_sigma(ctx.Xn, ctx.Ln, ctx.rng())
+    if ctx.inputs.importance is not None:  # ADDE's failure targeting: cover where the model errs
+        weights = weights * ctx.inputs.importance
     order, gains = herding_order(ctx.Xn, ctx.Ln, weights, sigma, k)
     return order, gains, sigma
 
@@ -591,14 +593,17 @@ def rank_uherding(ctx: RankingContext, k: int) -> Selection:
     (the paper calibrates a softmax temperature on a split of the labelled set, which needs
     labels and refits this interface does not have), and without probabilities, or when
     every U is 0, the weights are 1 (MaxHerding), the fallback scikit-activeml uses when
-    the uncertainty carries no information. Score is 0 (weights 0, 0, 0).
+    the uncertainty carries no information. With ``inputs.importance`` each candidate's
+    weight is ``U_j × importance_j`` (ADDE's failure-targeted coverage). Score is 0 (weights 0, 0, 0).
     """
     U = ctx.U()
     notes: tuple[str, ...] = ()
+    if ctx.inputs.importance is not None:
+        notes = ("uherding: candidates weighted by the given importance (ADDE: local val error) as well.",)
     if U is None or not np.isfinite(U).all() or np.allclose(U, 0.0):
         U = np.ones(ctx.n)
-        notes = ("uherding: no informative class probabilities, so every candidate counts equally "
-                 "(this is maxherding).",)
+        notes += ("uherding: no informative class probabilities, so every candidate counts equally "
+                  "(this is maxherding).",)
     order, gains, sigma = _herding(ctx, k, U)
     return Selection(order=order, weights=(0.0, 0.0, 0.0), criterion=gains,
                      criterion_name=f"gain in uncertainty-weighted kernel coverage (σ = {sigma:.3g}; order only)",
