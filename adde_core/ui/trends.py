@@ -47,14 +47,18 @@ TREND_PANELS: tuple[TrendPanel, ...] = (
                                         ("label_consistency", "label consistency")), "%"),
     TrendPanel("Bias amplification (val)", (("bias_max_abs_gap", "max |pred − true rate|"),
                                             ("bias_mean_abs_gap", "mean |pred − true rate|")), "points (%)"),
-    TrendPanel("Labels and weights", (("labels_spent", "labels spent"), ("alpha", "α"), ("beta", "β"),
+    # Where each round's labels went (ADDE's split: failure-targeted coverage vs generation) next to the totals.
+    TrendPanel("Labels and weights", (("labels_spent", "labels spent"),
+                                      ("arm_labels_coverage", "this round: coverage"),
+                                      ("arm_labels_generate", "this round: generation"),
+                                      ("alpha", "α"), ("beta", "β"),
                                       ("gamma", "γ")), "labels (count)", tickformat="", hoverformat=",d",
                right=("alpha", "beta", "gamma"), right_unit="weight (0–1)"),
 )
 
 # Each panel's legend is a column of entries under the panel, below its x tick labels: plotly wraps a
 # horizontal legend at the width of the whole figure, so one would run into the next panel.
-_HEIGHT, _MARGIN = 1160, {"l": 60, "r": 60, "t": 40, "b": 110}
+_HEIGHT, _MARGIN = 1210, {"l": 60, "r": 60, "t": 40, "b": 160}  # the last panel's legend has 6 entries
 _LEGEND_GAP_PX = 26  # between a panel's bottom edge and its legend: room for the tick labels
 _VERTICAL_SPACING = 0.14  # of the plot height (1,010 px): tick labels, a 4-entry legend and the next title
 
