@@ -668,7 +668,8 @@ class Project:
         if map_coords is not None:
             placed = map_coords.set_index("id").reindex(ws.ids)[["x", "y"]].to_numpy(dtype=float)
             coords = np.nan_to_num(placed)
-        key = (ws.model_key, self.store.revision(), None if coords is None else hash(coords.tobytes()))
+        key = (ws.model_key, self.store.revision(), self.subgroup_attribute,  # subgroup regions follow the attribute
+               None if coords is None else hash(coords.tobytes()))
         return self.memo.get("plan", key, lambda: engine.plan(coords=coords))
 
     def learned_weights(self) -> "RankingWeights":

@@ -129,7 +129,9 @@ class StoreStorage:
         return self.store.get_meta(SUBGROUP_KEY)
 
     def working_set(self) -> WorkingSet:
-        key = (str(self.workspace.root), self.model_key, self.store.revision())
+        # The subgroup attribute is a meta value, outside the store's revision: choosing another one
+        # must give a working set with the other groups, not the cached one.
+        key = (str(self.workspace.root), self.model_key, self.store.revision(), self.store.get_meta(SUBGROUP_KEY))
         return self.memo.get("working_set", key, lambda: build_working_set(self.workspace, self.model_key,
                                                                            self.item_arrays()))
 

@@ -114,3 +114,33 @@ def test_project_restart_reuses_head_and_reference(embedded_project, monkeypatch
         np.testing.assert_array_equal(again.reference.assign(X), ctx.reference.assign(X))
     finally:
         reopened.close()
+
+
+def test_item_arrays_are_read_once_per_item_revision_and_never_outlive_a_change(embedded_project):
+    """A decision rebuilds only the decision part; a fold-in or a subgroup change re-reads the items."""
+    from adde_core.store.decisions import DecisionRequest
+
+    project = embedded_project
+    storage = project.engine().storage
+    ws0 = project.working_set()
+    pool_id = str(ws0.ids[np.flatnonzero(ws0.role == "pool")[0]])
+    project.record_decisions([DecisionRequest(item_id=pool_id, action="relabel", label="zebra", reviewer="t")])
+    ws1 = project.working_set()
+    assert ws1 is not ws0 and ws1.pending == {pool_id: "zebra"}
+    assert ws1.X is ws0.X and ws1.role is ws0.role  # the items and the matrix were not read again
+    assert project.memo.builds["item_arrays"] == 1
+
+    project.next_iteration()  # the fold-in rewrites the item's role and label
+    ws2 = project.working_set()
+    r = ws2.index[pool_id]
+    assert (ws2.role[r], ws2.label[r], ws2.iteration) == ("seed", "zebra", 1)
+    assert ws0.role[ws0.index[pool_id]] == "pool"  # an earlier working set is never changed in place
+    assert project.memo.builds["item_arrays"] == 2
+
+    # The subgroup attribute decides ws.groups: changing it re-reads the groups.
+    before = project.subgroup_attribute
+    other = next(n for n in project.attribute_names() if n != before)
+    project.set_subgroup(other)
+    groups = project.working_set().groups
+    assert groups is not None and storage.item_arrays().groups is groups
+    assert sorted(set(groups)) != sorted(set(ws2.groups if ws2.groups is not None else []))
