@@ -232,10 +232,20 @@ class Project:
         return IngestReport.from_dict(run["summary"])
 
     def items(self, *, roles: list[str] | None = None) -> pd.DataFrame:
-        """Items as a DataFrame (oracle labels excluded), with a ``path`` column resolved to disk."""
-        frame = self.store.items_frame(roles=roles)
-        frame["path"] = [str(self.resolve_uri(u)) if isinstance(u, str) else None for u in frame["uri"]]
-        return frame
+        """Items as a DataFrame (oracle labels excluded), with a ``path`` column resolved to disk.
+
+        Read once per item revision (a page asks for it several times per rerun, and every review
+        click reruns the page: ~1 s each on the demo); each caller gets its own copy.
+        """
+        from adde_core.store.revision import items_revision
+
+        def read() -> pd.DataFrame:
+            frame = self.store.items_frame(roles=roles)
+            frame["path"] = [str(self.resolve_uri(u)) if isinstance(u, str) else None for u in frame["uri"]]
+            return frame
+
+        key = (str(self.root), None if roles is None else tuple(roles), items_revision(self.store))
+        return self.memo.get("items", key, read).copy()
 
     def counts(self) -> pd.DataFrame:
         """Item counts by role and source."""

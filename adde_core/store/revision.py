@@ -14,8 +14,10 @@ if TYPE_CHECKING:
 __all__ = ["items_revision"]
 
 
-def items_revision(store: "Store", model_key: str) -> tuple[Any, ...]:
+def items_revision(store: "Store", model_key: str | None = None) -> tuple[Any, ...]:
     """A token that changes whenever the item rows or ``model_key``'s embedding set change.
+
+    Without ``model_key`` the token covers the item rows alone (its embedding part is None).
 
     Items are only ever inserted (``created_at``, count) or rewritten by a fold-in (role and
     label, in the same transaction that opens the next iteration), so the count, the newest
@@ -29,6 +31,7 @@ def items_revision(store: "Store", model_key: str) -> tuple[Any, ...]:
             s.scalar(select(func.count()).select_from(Item)),
             s.scalar(select(func.max(Item.created_at))),
             s.scalar(select(func.max(Iteration.index))),
+            None if model_key is None else
             s.scalar(select(EmbeddingSet.fingerprint).where(EmbeddingSet.model_key == model_key)),
             tuple(s.execute(select(Item.role, func.count()).group_by(Item.role).order_by(Item.role)).all()),
         )

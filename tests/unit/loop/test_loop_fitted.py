@@ -144,3 +144,18 @@ def test_item_arrays_are_read_once_per_item_revision_and_never_outlive_a_change(
     groups = project.working_set().groups
     assert groups is not None and storage.item_arrays().groups is groups
     assert sorted(set(groups)) != sorted(set(ws2.groups if ws2.groups is not None else []))
+
+
+def test_project_items_are_read_once_per_item_revision_and_each_caller_gets_a_copy(embedded_project):
+    from adde_core.store.decisions import DecisionRequest
+
+    project = embedded_project
+    first = project.items()
+    pool_id = str(first.loc[first["role"] == "pool", "id"].iloc[0])
+    first["label"] = "changed by a caller"
+    project.record_decisions([DecisionRequest(item_id=pool_id, action="accept", label="zebra", reviewer="t")])
+    again = project.items()
+    assert project.memo.builds["items"] == 1 and not (again["label"] == "changed by a caller").any()
+    project.next_iteration()
+    after = project.items().set_index("id")
+    assert project.memo.builds["items"] == 2 and after.loc[pool_id, "role"] == "seed"
