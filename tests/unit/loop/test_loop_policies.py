@@ -93,3 +93,31 @@ def test_a_class_the_model_confuses_gets_a_model_error_region_ranked_by_failure(
     val = rows[ws.role[rows] == "val"]
     pred = ctx.head.predict(ws.X[val])
     assert (pred != ws.label[val].astype(str)).all()
+
+
+def test_adde_generates_only_for_regions_the_pool_cannot_serve(monkeypatch):
+    import adde_core.loop.policies as policies
+
+    data = _blobs()
+    engine, _ = make_engine(data, "adde", budget=20, seed=0, config=CONFIG)
+    from dataclasses import replace
+
+    # pretend the blobs can generate (make_engine switched generation off for data without images)
+    monkeypatch.setattr(engine, "config", replace(engine.config, generate=True))
+    monkeypatch.setattr(engine, "can_generate", lambda ws: True)
+    asked = []
+
+    def fake_generate(region, n, weights=None):
+        asked.append(region.region_id)
+        raise LookupError("generation asked for")
+
+    monkeypatch.setattr(engine, "generate", fake_generate)
+    oracle = None  # never reached: nothing is reviewed
+    # every plan region of the blobs has far more pool items than 5 per slot: no generation, nothing spent
+    assert RegionPolicy().acquire_budget(engine, oracle, 6, fill=False, generation_only=True) == 0
+    assert asked == []
+    # a pool that cannot serve the region (threshold above its size): generation is asked for
+    monkeypatch.setattr(policies, "POOL_SUFFICES", 10**6)
+    with pytest.raises(LookupError):
+        RegionPolicy().acquire_budget(engine, oracle, 6, fill=False, generation_only=True)
+    assert len(asked) == 1

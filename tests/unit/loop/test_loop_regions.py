@@ -18,15 +18,15 @@ def test_the_plan_spreads_its_first_places_over_classes():
 
 @pytest.fixture(scope="module")
 def demo_split_project(tmp_path_factory):
-    """The shipped demo's split (val 100 per class, seed 40, zebra 4, cat 6, at most 2 upright horses), pool 150 a class.
+    """The shipped demo's split (val 100 per class, seed 40, zebra 4, cat 6, at most 2 upright horses), pool 50 a class.
 
-    Only the pool is smaller than the shipped demo's (780 a class), so that embedding it fits a test.
+    Only the pool is smaller than the shipped demo's (780 a class), so that embedding it fits a test (2,000 images).
     """
     from adde_core.data.demo import DemoSpec
     from adde_core.project import Project
 
     root = tmp_path_factory.mktemp("demo_split") / "project"
-    project, _ = Project.create_demo(root, DemoSpec(n_per_class=300, ood_per_class=10))
+    project, _ = Project.create_demo(root, DemoSpec(n_per_class=200, ood_per_class=10))
     project.embed("efficientnet-lite0")
     yield project
     project.close()
