@@ -140,8 +140,16 @@ def test_keyboard_shortcut_works_from_the_first_render(browser, served):
     project, url = served
     _new_set(project, 6, 200)
     page = _open_review(browser, url)
-    first = _shown(page)[0]
+    shown = _shown(page)
+    before = decision_states(project.store, shown).dropna(subset=["action"])
+    # The shortcut acts on the first card still open (decided cards stay in place, greyed out).
+    first = next(i for i in shown if i not in set(before["item_id"].astype(str)))
     page.keyboard.press("a")  # no click anywhere first
-    states = _wait_for(lambda: decision_states(project.store, [first]).dropna(subset=["action"]), len, 30)
-    assert list(states["action"]) == ["accept"]
+
+    def new_decisions():
+        after = decision_states(project.store, shown).dropna(subset=["action"])
+        return after[~after["item_id"].astype(str).isin(set(before["item_id"].astype(str)))]
+
+    states = _wait_for(new_decisions, len, 30)
+    assert list(states["item_id"].astype(str)) == [first] and list(states["action"]) == ["accept"]
     page.close()
