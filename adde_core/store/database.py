@@ -418,9 +418,12 @@ class Store:
             return default if row is None else row.value
 
     def set_meta(self, key: str, value: Any) -> None:
-        """Set a JSON-serialisable metadata value."""
+        """Set a JSON-serialisable metadata value (None removes the key: the column holds no SQL NULL)."""
         with self.transaction() as s:
-            s.merge(Meta(key=key, value=value))
+            if value is None:
+                s.execute(delete(Meta).where(Meta.key == key))
+            else:
+                s.merge(Meta(key=key, value=value))
 
     # ----------------------------------------------------------------- runs
     def start_run(self, kind: str, params: dict[str, Any] | None = None) -> int:

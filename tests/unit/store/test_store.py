@@ -203,3 +203,15 @@ def test_open_or_create_refuses_a_different_database(tmp_path):
     Project.create(tmp_path / "p").close()
     with pytest.raises(AddeError, match="already uses"):
         Project.open_or_create(tmp_path / "p", database_url="postgresql+psycopg://u@127.0.0.1:1/other")
+
+
+def test_meta_set_to_none_is_removed_and_set_subgroup_none_clears_the_subgroup(tmp_path, database_url):
+    p = Project.create(tmp_path / "p", database_url=database_url)
+    p.store.add_items([ItemRecord(id="a", role="seed", label="x", attributes={"site": "s1"})])
+    p.set_subgroup("site")
+    assert p.subgroup_attribute == "site"
+    p.set_subgroup(None)  # used to fail on the NOT NULL meta column
+    assert p.subgroup_attribute is None
+    p.store.set_meta("k", None)  # removing a key that is not there is fine too
+    assert p.store.get_meta("k", "default") == "default"
+    p.close()
