@@ -144,6 +144,15 @@ def test_keyboard_shortcut_works_from_the_first_render(browser, served):
     before = decision_states(project.store, shown).dropna(subset=["action"])
     # The shortcut acts on the first card still open (decided cards stay in place, greyed out).
     first = next(i for i in shown if i not in set(before["item_id"].astype(str)))
+    # The shortcut belongs to the focused card's Accept (the primary button): wait until it is on the page and
+    # enabled, since the self-refreshing grid can still be mounting when the script reports idle on a busy machine.
+    from playwright.sync_api import expect
+
+    from tests.e2e.conftest import wait_idle
+
+    focused = page.locator(f"[class*='st-key-review_card_{first}'] [data-testid=stBaseButton-primary]")
+    expect(focused.first).to_be_enabled(timeout=60_000)
+    wait_idle(page)
     page.keyboard.press("a")  # no click anywhere first
 
     def new_decisions():

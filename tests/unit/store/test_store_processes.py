@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from adde_core.project import Project
+from adde_core.store.models import SCHEMA_VERSION
 from tests.backends import make_synthetic_project
 
 REPO = Path(__file__).resolve().parents[3]
@@ -49,7 +50,7 @@ def test_processes_first_opening_a_fresh_database_at_once(tmp_path, database_url
 
     store = Store(url, array_root=tmp_path)
     assert [r["index"] for r in iteration_rows(store)] == [0]
-    assert store.get_meta("schema_version") == 3
+    assert store.get_meta("schema_version") == SCHEMA_VERSION
     store.close()
 
 
