@@ -40,13 +40,19 @@ def span(values: list[float], digits: int = 0) -> str:
     return f"{min(values):.{digits}f}-{max(values):.{digits}f} (median {statistics.median(values):.{digits}f})"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def ray_parser(description: str) -> argparse.ArgumentParser:
+    """The flags both Ray embedding benchmarks take: images, repeats, Ray CPUs, image and batch size."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray instance")
     parser.add_argument("--image-size", type=int, default=112)
     parser.add_argument("--batch-size", type=int, default=64)
+    return parser
+
+
+def main() -> None:
+    parser = ray_parser(__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="embedder device: cpu, cuda or auto")
     parser.add_argument("--address", default=None, help="a Ray cluster instead of a local instance")
     args = parser.parse_args()

@@ -16,7 +16,6 @@ For the engines alone (``embed_with_cache`` vs ``embed_with_ray``, with a steady
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from _common import print_torch_header  # noqa: E402 - benchmarks/ is on sys.path when run as scripts
 from embed_throughput import write_pngs  # noqa: E402 - the same PNG files as the in-process benchmark
-from ray_embed import span  # noqa: E402
+from ray_embed import ray_parser, span  # noqa: E402
 
 from adde_core.embedding import distributed  # noqa: E402
 from adde_core.project import Project  # noqa: E402
@@ -50,13 +49,7 @@ def _project(folder: Path, images: list[Path]) -> Project:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=500)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray instance")
-    parser.add_argument("--image-size", type=int, default=112)
-    parser.add_argument("--batch-size", type=int, default=64)
-    args = parser.parse_args()
+    args = ray_parser(__doc__.splitlines()[0]).parse_args()
 
     import ray
 

@@ -53,7 +53,8 @@ def local_val_error(X_pool: np.ndarray, X_val: np.ndarray, y_val: np.ndarray, he
     if n == 0 or m == 0:
         return np.zeros(n)
     proba = head.predict_proba(X_val)
-    col = np.asarray([{c: i for i, c in enumerate(map(str, head.classes_))}.get(str(y), -1) for y in y_val])
+    classes = {c: i for i, c in enumerate(map(str, head.classes_))}
+    col = np.asarray([classes.get(str(y), -1) for y in y_val])
     err = 1.0 - np.where(col >= 0, proba[np.arange(m), np.maximum(col, 0)], 0.0)
     k = min(int(k), m)
     Vn = unit_rows(X_val)
