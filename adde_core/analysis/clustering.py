@@ -10,13 +10,32 @@ import numpy as np
 import pandas as pd
 
 from adde_core.errors import AddeError
-from adde_core.analysis.density import array_fingerprint, as_matrix, knn, knn_density, reduce_for_search
+from adde_core.analysis.density import (
+    ANN_MIN_PAIRS,
+    array_fingerprint,
+    as_matrix,
+    knn_density,
+    reduce_for_search,
+    search_knn,
+)
 
 METHODS = ("hdbscan", "kmeans")
 SPACES = ("umap", "pca", "raw")
 NOISE_POLICIES = ("keep", "nearest")
 ROLES = ("seed", "pool", "val", "ood")
 NOISE = -1
+#: Largest clustering space UMAP is fitted on in full; past it UMAP is fitted on a uniform sample
+#: of this many items and the rest are placed by kNN (:meth:`ClusterSpace.extend`), for the same
+#: reason as :data:`adde_core.analysis.projection.MAP_FIT_MAX` (a seeded UMAP fit is single-threaded
+#: and grows with n: the 10-d space plus HDBSCAN took 382 s at 10^5 on 2 cores before this limit).
+#: The demo and anything up to 50k items is clustered exactly as before.
+CLUSTER_FIT_MAX = 50_000
+#: Largest set HDBSCAN runs on in full; past it HDBSCAN runs on a uniform sample of this many items
+#: (with ``min_cluster_size`` and ``min_samples`` scaled by the sample share, so clusters keep the
+#: same share of the data) and every other item takes the label of its nearest sampled item in
+#: the clustering space. HDBSCAN's core distances need ``min_samples`` (= n/200 by default)
+#: neighbours per item: at 10^6 that is 5,000 neighbours each, ~40 GB of distances.
+HDBSCAN_FIT_MAX = 50_000
 # Columns of the items frame that describe the item rather than a subgroup of it.
 _NON_SUBGROUP = {"id", "uri", "role", "label", "source", "iteration_added", "content_hash", "path", "oracle_label",
                  "cluster"}
@@ -173,6 +192,9 @@ def clustering_space(X: np.ndarray, config: ClusterConfig = ClusterConfig()) -> 
     if len(X) <= config.space_dim + 2:
         # UMAP cannot embed fewer points than dimensions; PCA is the honest fallback here.
         return reduce_for_search(X, config.space_dim)
+    if len(X) > CLUSTER_FIT_MAX:
+        ids = np.arange(len(X)).astype(str)
+        return fit_cluster_space(X, ids, config).coords_for(ids)
     projector = UMAPProjector(n_components=config.space_dim, n_neighbors=config.n_neighbors, min_dist=0.0,
                               pca_components=config.pca_components, n_epochs=config.n_epochs,
                               random_state=config.random_state)
@@ -207,6 +229,8 @@ class ClusterSpace:
     pca_mean: np.ndarray | None
     pca_components: np.ndarray | None
     placement_k: int = 10
+    #: Placements with more (new x fitted) pairs than this search an IVF index; not saved.
+    ann_min_pairs: int | None = ANN_MIN_PAIRS
 
     @property
     def can_extend(self) -> bool:
@@ -232,38 +256,59 @@ class ClusterSpace:
             return self
         base = unit_rows(X[new])
         Z = base if self.pca_mean is None else pca_transform(base, self.pca_mean, self.pca_components)
-        dist, idx = knn(Z, self.reference, min(self.placement_k, len(self.reference)))
+        dist, idx = search_knn(Z, self.reference, min(self.placement_k, len(self.reference)),
+                               ann_min_pairs=self.ann_min_pairs)
         w = 1.0 / np.maximum(dist.astype(np.float64), 1e-9)
         w /= w.sum(axis=1, keepdims=True)
         placed = np.einsum("nk,nkd->nd", w, self.coords[: self.n_fit][idx].astype(np.float64)).astype(np.float32)
         return ClusterSpace(ids=np.concatenate([self.ids, ids[new]]), coords=np.concatenate([self.coords, placed]),
                             n_fit=self.n_fit, reference=self.reference, pca_mean=self.pca_mean,
-                            pca_components=self.pca_components, placement_k=self.placement_k)
+                            pca_components=self.pca_components, placement_k=self.placement_k,
+                            ann_min_pairs=self.ann_min_pairs)
 
 
-def fit_cluster_space(X: np.ndarray, ids: Sequence[str], config: ClusterConfig = ClusterConfig()) -> ClusterSpace:
+def fit_cluster_space(X: np.ndarray, ids: Sequence[str], config: ClusterConfig = ClusterConfig(), *,
+                      max_fit: int | None = CLUSTER_FIT_MAX, ann_min_pairs: int | None = ANN_MIN_PAIRS
+                      ) -> ClusterSpace:
     """Fit the clustering space of ``config`` on ``X`` and keep what extending it needs.
 
     Same coordinates as :func:`clustering_space`; for the ``"umap"`` space it also keeps
     the PCA axes and the fitted rows in UMAP's input space (see :class:`ClusterSpace`).
+
+    Parameters
+    ----------
+    X, ids, config
+        The embeddings, their ids and the clustering settings.
+    max_fit
+        Past this many items the ``"umap"`` space is fitted on a uniform sample of ``max_fit``
+        items and the rest are placed by kNN (:data:`CLUSTER_FIT_MAX`); None fits every item.
+    ann_min_pairs
+        Threshold of the placement search (see :func:`adde_core.analysis.density.search_knn`).
     """
+    from adde_core.analysis.projection import UMAPProjector, fit_sample
+
     X = as_matrix(X)
     ids = np.asarray(list(ids), dtype=str)
     if config.space != "umap" or len(X) <= config.space_dim + 2:
         return ClusterSpace(ids=ids, coords=clustering_space(X, config), n_fit=len(ids), reference=None,
-                            pca_mean=None, pca_components=None)
-    from adde_core.analysis.projection import UMAPProjector
-
+                            pca_mean=None, pca_components=None, ann_min_pairs=ann_min_pairs)
+    sample = fit_sample(len(X), max_fit, config.random_state)
+    fit_rows = slice(None) if sample is None else sample
     projector = UMAPProjector(n_components=config.space_dim, n_neighbors=config.n_neighbors, min_dist=0.0,
                               pca_components=config.pca_components, n_epochs=config.n_epochs,
-                              random_state=config.random_state).fit(X)
-    return ClusterSpace(ids=ids, coords=np.asarray(projector.embedding_, np.float32), n_fit=len(ids),
-                        reference=np.asarray(projector.reference_, np.float32), pca_mean=projector.pca_mean_,
-                        pca_components=projector.pca_components_)
+                              random_state=config.random_state).fit(X[fit_rows])
+    space = ClusterSpace(ids=ids[fit_rows], coords=np.asarray(projector.embedding_, np.float32),
+                         n_fit=len(projector.embedding_), reference=np.asarray(projector.reference_, np.float32),
+                         pca_mean=projector.pca_mean_, pca_components=projector.pca_components_,
+                         ann_min_pairs=ann_min_pairs)
+    # The unsampled items join as later items do: placed, never moving the fitted ones.
+    return space if sample is None else space.extend(X, ids)
 
 
 def cluster_embeddings(X: np.ndarray, ids: Sequence[str] | None = None, *, config: ClusterConfig = ClusterConfig(),
-                       space: np.ndarray | None = None, fingerprint: str | None = None) -> ClusterResult:
+                       space: np.ndarray | None = None, fingerprint: str | None = None,
+                       max_fit: int | None = HDBSCAN_FIT_MAX, ann_min_pairs: int | None = ANN_MIN_PAIRS
+                       ) -> ClusterResult:
     """Cluster items in a reduced embedding space.
 
     Parameters
@@ -278,6 +323,11 @@ def cluster_embeddings(X: np.ndarray, ids: Sequence[str] | None = None, *, confi
         A precomputed clustering space (n, c) to reuse instead of projecting ``X`` again.
     fingerprint
         Data fingerprint to record; computed from ``ids`` and ``X`` when omitted.
+    max_fit
+        Past this many items HDBSCAN runs on a uniform sample and the rest take their nearest
+        sampled item's label (:data:`HDBSCAN_FIT_MAX`); None runs it on every item.
+    ann_min_pairs
+        Threshold of the assignment searches (see :func:`adde_core.analysis.density.search_knn`).
 
     Returns
     -------
@@ -292,14 +342,17 @@ def cluster_embeddings(X: np.ndarray, ids: Sequence[str] | None = None, *, confi
     Z = clustering_space(X, config) if space is None else as_matrix(space, name="space")
     if len(Z) != len(X):
         raise AddeError(f"space has {len(Z)} rows but X has {len(X)}")
-    raw = _run_clusterer(Z, config)
+    raw = _run_clusterer(Z, config, max_fit=max_fit, ann_min_pairs=ann_min_pairs)
     raw = _renumber_by_size(raw)
-    labels = assign_noise(Z, raw, config.noise)
+    labels = assign_noise(Z, raw, config.noise, ann_min_pairs=ann_min_pairs)
     return ClusterResult(ids=ids, labels=labels, raw_labels=raw, space=Z, config=config,
                          fingerprint=fingerprint or array_fingerprint(ids, X))
 
 
-def _run_clusterer(Z: np.ndarray, config: ClusterConfig) -> np.ndarray:
+def _run_clusterer(Z: np.ndarray, config: ClusterConfig, *, max_fit: int | None = HDBSCAN_FIT_MAX,
+                   ann_min_pairs: int | None = ANN_MIN_PAIRS) -> np.ndarray:
+    from adde_core.analysis.projection import fit_sample
+
     n = len(Z)
     if config.method == "kmeans":
         from sklearn.cluster import KMeans
@@ -307,9 +360,24 @@ def _run_clusterer(Z: np.ndarray, config: ClusterConfig) -> np.ndarray:
         k = min(config.n_clusters, n)
         return KMeans(n_clusters=k, n_init=4, random_state=config.random_state).fit_predict(Z).astype(np.int64)
     mcs = config.min_cluster_size or max(10, n // 200)
+    ms = config.min_samples
+    sample = fit_sample(n, max_fit, config.random_state)
+    if sample is not None:
+        # Sizes scale with the sample share, so a cluster is the same share of the data either way.
+        share = len(sample) / n
+        sampled = _hdbscan(Z[sample], max(2, round(mcs * share)), None if ms is None else max(1, round(ms * share)))
+        _, nearest = search_knn(Z, Z[sample], 1, ann_min_pairs=ann_min_pairs, random_state=config.random_state)
+        labels = sampled[nearest[:, 0]]
+        labels[sample] = sampled  # a sampled item keeps its own label even when it has a duplicate
+        return labels
+    return _hdbscan(Z, mcs, ms)
+
+
+def _hdbscan(Z: np.ndarray, mcs: int, ms: int | None) -> np.ndarray:
+    """HDBSCAN labels of ``Z``; ``ms`` None means ``min_samples = min_cluster_size`` (after capping it)."""
+    n = len(Z)
     mcs = int(min(mcs, max(2, n // 2)))
-    ms = config.min_samples or mcs
-    ms = int(min(ms, n - 1))
+    ms = int(min(mcs if ms is None else ms, n - 1))
     try:
         import hdbscan
 
@@ -332,7 +400,8 @@ def _renumber_by_size(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def assign_noise(Z: np.ndarray, labels: np.ndarray, policy: str = "keep") -> np.ndarray:
+def assign_noise(Z: np.ndarray, labels: np.ndarray, policy: str = "keep", *,
+                 ann_min_pairs: int | None = ANN_MIN_PAIRS) -> np.ndarray:
     """Apply a noise policy to cluster labels.
 
     Parameters
@@ -345,6 +414,9 @@ def assign_noise(Z: np.ndarray, labels: np.ndarray, policy: str = "keep") -> np.
         ``"keep"``: noise stays ``-1``. ``"nearest"``: each noise point takes the label
         of its nearest non-noise point (nearest neighbour rather than nearest centroid,
         because HDBSCAN clusters need not be convex).
+    ann_min_pairs
+        Past this many (noise x clustered) pairs the nearest point is searched approximately
+        (see :func:`adde_core.analysis.density.search_knn`).
 
     Returns
     -------
@@ -356,7 +428,7 @@ def assign_noise(Z: np.ndarray, labels: np.ndarray, policy: str = "keep") -> np.
     noise = labels == NOISE
     if policy == "keep" or not noise.any() or noise.all():
         return labels
-    _, idx = knn(Z[noise], Z[~noise], 1)
+    _, idx = search_knn(Z[noise], Z[~noise], 1, ann_min_pairs=ann_min_pairs)
     labels[noise] = labels[~noise][idx[:, 0]]
     return labels
 

@@ -17,11 +17,27 @@ import numpy as np
 import pandas as pd
 
 from adde_core.errors import AddeError
-from adde_core.analysis.density import array_fingerprint, as_matrix, fit_pca, knn, pca_transform, unit_rows
+from adde_core.analysis.density import (
+    ANN_MIN_PAIRS,
+    array_fingerprint,
+    as_matrix,
+    fit_pca,
+    knn,
+    pca_transform,
+    search_knn,
+    unit_rows,
+)
 
 MAP_FORMAT = 1
 _METRICS = ("cosine", "euclidean")
 PLACEMENTS = ("fit", "umap", "knn")
+#: Largest map UMAP is fitted on in full. Past it, UMAP is fitted on a uniform random sample of
+#: this many items and every other item is placed by kNN placement (:meth:`LatentMap.place_knn`,
+#: the way items added later are placed). A seeded UMAP layout runs on one thread and its kNN graph
+#: grows with n: the full fit took 184 s at 10^5 items on 2 cores (benchmarks/scale.py, before
+#: this limit), far past the analysis budget at 10^6. Projects up to this size (the 9,716-item
+#: demo included) are fitted exactly as before.
+MAP_FIT_MAX = 50_000
 
 
 class _ParamsMixin:
@@ -429,6 +445,9 @@ class LatentMap:
     pca_components: np.ndarray | None
     alignment: Alignment = field(default_factory=Alignment)
     projector: UMAPProjector | None = field(default=None, repr=False)
+    #: Placements with more (new item x fitted item) pairs than this search an IVF index (see
+    #: :data:`adde_core.analysis.density.ANN_MIN_PAIRS`); not saved with the map.
+    ann_min_pairs: int | None = field(default=ANN_MIN_PAIRS, repr=False, compare=False)
 
     # ------------------------------------------------------------------ views
     def __len__(self) -> int:
@@ -510,7 +529,7 @@ class LatentMap:
     def place_knn(self, X: np.ndarray) -> np.ndarray:
         """Positions for new rows: inverse-distance-weighted mean of their nearest fitted items' positions."""
         Z = self._input_space(as_matrix(X))
-        dist, idx = knn(Z, self.reference, self.config.placement_k)
+        dist, idx = search_knn(Z, self.reference, self.config.placement_k, ann_min_pairs=self.ann_min_pairs)
         # An exact duplicate of a fitted item should land on it, not near it.
         w = 1.0 / np.maximum(dist.astype(np.float64), 1e-9)
         w /= w.sum(axis=1, keepdims=True)
@@ -622,8 +641,29 @@ def _chain_fingerprint(previous: str, added: str) -> str:
     return hashlib.blake2b(f"{previous}+{added}".encode(), digest_size=20).hexdigest()
 
 
+def fit_sample(n: int, max_fit: int | None, random_state: int | None) -> np.ndarray | None:
+    """Sorted row indices of the items a sampled fit is fitted on, or None when all ``n`` are fitted.
+
+    Parameters
+    ----------
+    n
+        Number of items.
+    max_fit
+        Largest fit on every item (None: no limit); above it, a uniform sample of ``max_fit``
+        rows (a uniform sample keeps every region's share of the items, so dense and sparse
+        parts of the data keep their proportions in the fit).
+    random_state
+        Seed of the sample (None counts as 0, so the sample is reproducible either way).
+    """
+    if max_fit is None or n <= max_fit:
+        return None
+    rng = np.random.default_rng(0 if random_state is None else random_state)
+    return np.sort(rng.choice(n, size=int(max_fit), replace=False))
+
+
 def fit_map(X: np.ndarray, ids: Sequence[str], *, config: MapConfig = MapConfig(), model_key: str = "",
-            fingerprint: str | None = None) -> LatentMap:
+            fingerprint: str | None = None, max_fit: int | None = MAP_FIT_MAX,
+            ann_min_pairs: int | None = ANN_MIN_PAIRS) -> LatentMap:
     """Fit the 2-D latent map.
 
     Parameters
@@ -650,9 +690,18 @@ def fit_map(X: np.ndarray, ids: Sequence[str], *, config: MapConfig = MapConfig(
         raise AddeError(f"{len(ids)} ids but {len(X)} rows in X")
     if pd.Index(ids).has_duplicates:
         raise AddeError(f"duplicate ids, e.g. {pd.Index(ids)[pd.Index(ids).duplicated()][:3].tolist()}")
-    projector = config.projector().fit(X)
     fp = fingerprint or array_fingerprint(ids, X)
-    return LatentMap(ids=ids, coords=projector.embedding_.copy(), placement=np.full(len(ids), "fit"),
-                     model_key=model_key, fingerprint=fp, fit_fingerprint=fp, config=config, n_fit=len(ids),
-                     reference=projector.reference_, pca_mean=projector.pca_mean_,
-                     pca_components=projector.pca_components_, projector=projector)
+    sample = fit_sample(len(X), max_fit, config.random_state)
+    if sample is None:
+        projector = config.projector().fit(X)
+        return LatentMap(ids=ids, coords=projector.embedding_.copy(), placement=np.full(len(ids), "fit"),
+                         model_key=model_key, fingerprint=fp, fit_fingerprint=fp, config=config, n_fit=len(ids),
+                         reference=projector.reference_, pca_mean=projector.pca_mean_,
+                         pca_components=projector.pca_components_, projector=projector, ann_min_pairs=ann_min_pairs)
+    # Sampled fit: the sample is a map of its own (rows [:n_fit]), and the rest join it the way
+    # later items do, by kNN placement, so nothing downstream needs to know the map was sampled.
+    rest = np.ones(len(X), dtype=bool)
+    rest[sample] = False
+    fitted = fit_map(X[sample], ids[sample], config=config, model_key=model_key, max_fit=None,
+                     ann_min_pairs=ann_min_pairs)
+    return fitted.extend(X[rest], ids[rest], method="knn", fingerprint=fp)

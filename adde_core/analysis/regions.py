@@ -10,7 +10,14 @@ import pandas as pd
 
 from adde_core.errors import AddeError
 from adde_core.analysis.clustering import NOISE, ClusterResult, _labelled, _mix, infer_subgroup_columns
-from adde_core.analysis.density import array_fingerprint, as_matrix, knn, reduce_for_search, robust_z
+from adde_core.analysis.density import (
+    ANN_MIN_PAIRS,
+    array_fingerprint,
+    as_matrix,
+    reduce_for_search,
+    robust_z,
+    search_knn,
+)
 
 KINDS = ("coverage_gap", "small_cluster", "low_density", "outlier")
 GAP_GROUPINGS = ("both", "cluster", "neighbourhood")
@@ -268,7 +275,8 @@ class SparseRegions:
 
 # --------------------------------------------------------------------------- detection
 def coverage_gap_scores(Z: np.ndarray, dataset: np.ndarray, target: np.ndarray, *, dataset_k: int = 2,
-                        max_target_k: int = 200, random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                        max_target_k: int = 200, random_state: int = 0,
+                        ann_min_pairs: int | None = ANN_MIN_PAIRS) -> tuple[np.ndarray, np.ndarray]:
     """Per-target-point evidence that the dataset is thinner there than the targets.
 
     At each target point take r_D, the distance to its ``dataset_k``-th nearest dataset
@@ -289,6 +297,9 @@ def coverage_gap_scores(Z: np.ndarray, dataset: np.ndarray, target: np.ndarray, 
         subset of targets serves as the reference so the shares still match.
     random_state
         Seed for that subset.
+    ann_min_pairs
+        Searches past this many pairs are approximate
+        (:func:`adde_core.analysis.density.search_knn`).
 
     Returns
     -------
@@ -309,19 +320,20 @@ def coverage_gap_scores(Z: np.ndarray, dataset: np.ndarray, target: np.ndarray, 
         k_t = max_target_k
     k_t = int(np.clip(k_t, 1, len(ref) - 1))
     if len(ref) == n_t:
-        r_t = knn(Z[t_idx], Z[t_idx], k_t, exclude_self=True)[0][:, -1]
+        r_t = search_knn(Z[t_idx], Z[t_idx], k_t, exclude_self=True, ann_min_pairs=ann_min_pairs)[0][:, -1]
     else:
         # A target that is in the reference subset would find itself at distance 0: ask for
         # one more neighbour and drop self-matches.
-        dist, idx = knn(Z[t_idx], Z[ref], k_t + 1)
+        dist, idx = search_knn(Z[t_idx], Z[ref], k_t + 1, ann_min_pairs=ann_min_pairs)
         is_self = ref[idx] == t_idx[:, None]
         r_t = np.where(is_self.any(axis=1), dist[:, -1], dist[:, -2])
-    r_d = knn(Z[t_idx], Z[d_idx], k_d)[0][:, -1]
+    r_d = search_knn(Z[t_idx], Z[d_idx], k_d, ann_min_pairs=ann_min_pairs)[0][:, -1]
     eps = 1e-12
     return np.log((r_d + eps) / (r_t + eps)), r_t
 
 
-def _groups(Z: np.ndarray, points: np.ndarray, radius: np.ndarray, k: int) -> list[np.ndarray]:
+def _groups(Z: np.ndarray, points: np.ndarray, radius: np.ndarray, k: int,
+            ann_min_pairs: int | None = ANN_MIN_PAIRS) -> list[np.ndarray]:
     """Connected groups of ``points``: link two when one is among the other's k nearest within its radius."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -331,7 +343,7 @@ def _groups(Z: np.ndarray, points: np.ndarray, radius: np.ndarray, k: int) -> li
         return []
     if m == 1:
         return [points]
-    dist, idx = knn(Z[points], Z[points], min(k, m - 1), exclude_self=True)
+    dist, idx = search_knn(Z[points], Z[points], min(k, m - 1), exclude_self=True, ann_min_pairs=ann_min_pairs)
     rows = np.repeat(np.arange(m), dist.shape[1])
     ok = (dist <= radius[:, None]).ravel()
     graph = coo_matrix((np.ones(int(ok.sum())), (rows[ok], idx.ravel()[ok])), shape=(m, m))
@@ -342,7 +354,7 @@ def _groups(Z: np.ndarray, points: np.ndarray, radius: np.ndarray, k: int) -> li
 def find_sparse_regions(X: np.ndarray, items: pd.DataFrame, *, clusters: ClusterResult | None = None,
                         coords: np.ndarray | None = None, config: RegionConfig = RegionConfig(),
                         in_dataset: np.ndarray | None = None, subgroup_columns: Sequence[str] | None = None,
-                        fingerprint: str | None = None) -> SparseRegions:
+                        fingerprint: str | None = None, ann_min_pairs: int | None = ANN_MIN_PAIRS) -> SparseRegions:
     """Find and rank sparse regions in the full embedding space.
 
     Parameters
@@ -367,6 +379,10 @@ def find_sparse_regions(X: np.ndarray, items: pd.DataFrame, *, clusters: Cluster
         Attribute columns to summarise (default: inferred).
     fingerprint
         Data fingerprint to record (computed when omitted).
+    ann_min_pairs
+        kNN searches past this many (query x reference) pairs use an IVF index
+        (:func:`adde_core.analysis.density.search_knn`); smaller ones stay exact, so every
+        project up to ~63k items gets the same regions as an exact search. None: always exact.
 
     Returns
     -------
@@ -394,8 +410,8 @@ def find_sparse_regions(X: np.ndarray, items: pd.DataFrame, *, clusters: Cluster
 
     Z = reduce_for_search(X, config.pca_components)
     describe = _Describer(X, Z, items, ids, role, labelled, dataset, coords, cols, config.n_nearest)
-    knn_distance, density_regions = _density_regions(Z, dense_set, ids, config, describe)
-    gap_score, gap_regions = _gap_regions(Z, dataset, target, clusters, config, describe)
+    knn_distance, density_regions = _density_regions(Z, dense_set, ids, config, describe, ann_min_pairs)
+    gap_score, gap_regions = _gap_regions(Z, dataset, target, clusters, config, describe, ann_min_pairs)
     candidates = density_regions + gap_regions + _small_cluster_regions(clusters, config, describe)
     ranked = sorted(candidates, key=lambda r: (-config.weight(r.kind) * r.score, r.region_id))
     return SparseRegions(regions=ranked[: config.max_regions], ids=ids, knn_distance=knn_distance,
@@ -403,7 +419,7 @@ def find_sparse_regions(X: np.ndarray, items: pd.DataFrame, *, clusters: Cluster
 
 
 def _density_regions(Z: np.ndarray, dense_set: np.ndarray, ids: np.ndarray, config: RegionConfig,
-                     describe: "_Describer") -> tuple[np.ndarray, list[SparseRegion]]:
+                     describe: "_Describer", ann_min_pairs: int | None) -> tuple[np.ndarray, list[SparseRegion]]:
     """Outliers and low-density groups among the density items, plus every item's mean kNN distance."""
     n = len(Z)
     knn_distance = np.full(n, np.nan)
@@ -411,7 +427,7 @@ def _density_regions(Z: np.ndarray, dense_set: np.ndarray, ids: np.ndarray, conf
     d_idx = np.flatnonzero(dense_set)
     if len(d_idx) <= config.k + 1:
         return knn_distance, regions
-    dist, _ = knn(Z[d_idx], Z[d_idx], config.k, exclude_self=True)
+    dist, _ = search_knn(Z[d_idx], Z[d_idx], config.k, exclude_self=True, ann_min_pairs=ann_min_pairs)
     mean_d = dist.mean(axis=1).astype(np.float64)
     knn_distance[d_idx] = mean_d
     median = max(float(np.median(mean_d)), 1e-12)  # guards a set made mostly of duplicates
@@ -425,7 +441,8 @@ def _density_regions(Z: np.ndarray, dense_set: np.ndarray, ids: np.ndarray, conf
             f"Outlier: its {config.k} nearest neighbours are {mean_d[j] / median:.1f}x farther than usual "
             f"(robust z {z[j]:.1f})."))
     low = np.flatnonzero((z > config.low_density_z) & (z <= config.outlier_z))
-    for g, members in enumerate(sorted(_groups(Z[d_idx], low, dist[low, -1], config.k), key=len, reverse=True)):
+    groups = _groups(Z[d_idx], low, dist[low, -1], config.k, ann_min_pairs)
+    for g, members in enumerate(sorted(groups, key=len, reverse=True)):
         if len(members) < config.min_region_size:
             continue
         ratio = float(np.mean(mean_d[members]) / median)
@@ -436,7 +453,8 @@ def _density_regions(Z: np.ndarray, dense_set: np.ndarray, ids: np.ndarray, conf
 
 
 def _gap_regions(Z: np.ndarray, dataset: np.ndarray, target: np.ndarray, clusters: ClusterResult | None,
-                 config: RegionConfig, describe: "_Describer") -> tuple[np.ndarray, list[SparseRegion]]:
+                 config: RegionConfig, describe: "_Describer", ann_min_pairs: int | None
+                 ) -> tuple[np.ndarray, list[SparseRegion]]:
     """Coverage gaps by cluster and by connected neighbourhood of gap points, plus per-item gap scores."""
     gap_score = np.full(len(Z), np.nan)
     regions: list[SparseRegion] = []
@@ -445,7 +463,8 @@ def _gap_regions(Z: np.ndarray, dataset: np.ndarray, target: np.ndarray, cluster
         return gap_score, regions
     t_idx = np.flatnonzero(target)
     s, r_t = coverage_gap_scores(Z, dataset, target, dataset_k=config.gap_dataset_k,
-                                 max_target_k=config.gap_max_target_k, random_state=config.random_state)
+                                 max_target_k=config.gap_max_target_k, random_state=config.random_state,
+                                 ann_min_pairs=ann_min_pairs)
     gap_score[t_idx] = s
     target_names = "/".join(config.target_roles)
     reported: list[np.ndarray] = []
@@ -470,9 +489,9 @@ def _gap_regions(Z: np.ndarray, dataset: np.ndarray, target: np.ndarray, cluster
     if config.gap_grouping in ("both", "neighbourhood"):
         flagged = np.flatnonzero((robust_z(s) > config.gap_point_z) & (s > 0))
         # Each dataset item counts toward the group of its nearest target item.
-        nearest_t = knn(Z[dataset], Z[t_idx], 1)[1][:, 0]
+        nearest_t = search_knn(Z[dataset], Z[t_idx], 1, ann_min_pairs=ann_min_pairs)[1][:, 0]
         d_count = np.bincount(nearest_t, minlength=len(t_idx))
-        groups = sorted(_groups(Z[t_idx], flagged, r_t[flagged], config.k), key=len, reverse=True)
+        groups = sorted(_groups(Z[t_idx], flagged, r_t[flagged], config.k, ann_min_pairs), key=len, reverse=True)
         for g, members in enumerate(groups):
             items_idx = t_idx[members]
             if len(members) < config.min_region_size or any(np.isin(items_idx, p).mean() >= 0.5 for p in reported):
@@ -527,7 +546,7 @@ class _Describer:
         centre = members[int(np.argmin(((self.Z[members] - z_centroid) ** 2).sum(axis=1)))]
         nearest: tuple[str, ...] = ()
         if len(self.dataset_idx):
-            _, idx = knn(z_centroid, self.Z[self.dataset_idx], self.n_nearest)
+            _, idx = search_knn(z_centroid, self.Z[self.dataset_idx], self.n_nearest)
             nearest = tuple(self.ids[self.dataset_idx[idx[0]]].tolist())
         sub = self.items.iloc[members]
         lab = self.labelled[members]
