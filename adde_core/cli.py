@@ -97,7 +97,7 @@ def _prepare_demo(project, *, prerun: int = 0) -> None:
         project.diversity_summary(result)  # kept next to the stored analysis for the Diversity page
         progress(1, 1)
     print(f"diversity metrics: {time.perf_counter() - start:.0f} s")
-    if project.metrics_history().empty:
+    if not project.has_metrics():
         start = time.perf_counter()
         with _bar("measuring iteration 0") as progress:
             progress(0, 1)
@@ -114,6 +114,12 @@ def _prepare_demo(project, *, prerun: int = 0) -> None:
         print(f"simulated iteration {summary.index} (oracle reviewer, labelled as simulated): added {sum(summary.added.values())} "
               f"items" + (f", val accuracy {acc:.1%}" if isinstance(acc, float) else "")
               + f" ({time.perf_counter() - start:.0f} s)")
+    start = time.perf_counter()
+    with _bar("recommended regions") as progress:
+        progress(0, 1)
+        plan = project.recommended_regions()  # stored with the project, so Explore opens without computing it
+        progress(1, 1)
+    print(f"recommended regions: {len(plan.regions)} ({time.perf_counter() - start:.0f} s)")
 
 
 def cmd_ingest(args: argparse.Namespace) -> None:

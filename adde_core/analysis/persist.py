@@ -18,7 +18,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -107,7 +107,8 @@ def read_npz(path: Path) -> dict[str, np.ndarray] | None:
     return out
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """``json.dumps(default=...)`` for numpy scalars and arrays and tuples (as lists)."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -123,6 +124,43 @@ def _opt(arr: np.ndarray | None) -> np.ndarray:
 
 def _unopt(arr: np.ndarray) -> np.ndarray | None:
     return None if arr.size == 0 else arr
+
+
+def regions_to_arrays(regions: Sequence[SparseRegion]) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
+    """Regions as JSON-able rows plus two arrays (all members concatenated, one centroid per row).
+
+    The map position is not stored: it is the ``centre_id`` member's position on whichever map
+    the regions are drawn on (see :func:`regions_from_arrays`).
+    """
+    rows = [{"region_id": r.region_id, "kind": r.kind, "score": r.score, "centre_id": r.centre_id,
+             "role_counts": r.role_counts, "label_counts": r.label_counts, "subgroup_counts": r.subgroup_counts,
+             "n_unlabelled": r.n_unlabelled, "nearest_dataset_ids": list(r.nearest_dataset_ids),
+             "reason": r.reason, "n_members": int(r.size)} for r in regions]
+    members = (np.concatenate([np.asarray(r.member_ids).astype(str) for r in regions])
+               if regions else np.zeros(0, dtype=str))
+    dim = np.asarray(regions[0].centroid).shape[0] if regions else 0
+    centroids = (np.stack([np.asarray(r.centroid) for r in regions]) if regions
+                 else np.zeros((0, dim), np.float32))
+    return rows, members, centroids
+
+
+def regions_from_arrays(rows: Sequence[Mapping[str, Any]], members: np.ndarray, centroids: np.ndarray,
+                        position: Callable[[str], tuple[float, float] | None]) -> list[SparseRegion]:
+    """The regions :func:`regions_to_arrays` stored, each placed at ``position(centre_id)`` (None without a centre)."""
+    out, start = [], 0
+    for row, centroid in zip(rows, centroids):
+        n = int(row["n_members"])
+        centre = row["centre_id"]
+        out.append(SparseRegion(
+            region_id=row["region_id"], kind=row["kind"], score=float(row["score"]),
+            member_ids=members[start:start + n], centroid=centroid,
+            centroid_2d=position(centre) if centre is not None else None,
+            role_counts=dict(row["role_counts"]), label_counts=dict(row["label_counts"]),
+            subgroup_counts={k: dict(v) for k, v in row["subgroup_counts"].items()},
+            n_unlabelled=int(row["n_unlabelled"]), nearest_dataset_ids=tuple(row["nearest_dataset_ids"]),
+            reason=row["reason"], centre_id=centre))
+        start += n
+    return out
 
 
 class AnalysisStore:
@@ -152,7 +190,7 @@ class AnalysisStore:
     def save_clusters(self, path: Path, clusters: ClusterResult, space: ClusterSpace) -> None:
         meta = {"format": STORE_FORMAT, "fingerprint": clusters.fingerprint, "config": asdict(clusters.config),
                 "n_fit": space.n_fit, "placement_k": space.placement_k}
-        write_npz(path, meta=np.array(json.dumps(meta, default=_json_default)), ids=clusters.ids.astype(str),
+        write_npz(path, meta=np.array(json.dumps(meta, default=json_default)), ids=clusters.ids.astype(str),
                    labels=clusters.labels, raw_labels=clusters.raw_labels, space_ids=space.ids.astype(str),
                    space=space.coords, reference=_opt(space.reference), pca_mean=_opt(space.pca_mean),
                    pca_components=_opt(space.pca_components))
@@ -172,19 +210,11 @@ class AnalysisStore:
 
     # ------------------------------------------------------------- regions
     def save_regions(self, path: Path, regions: SparseRegions, table: pd.DataFrame, key: dict[str, str]) -> None:
-        rows = [{"region_id": r.region_id, "kind": r.kind, "score": r.score, "centre_id": r.centre_id,
-                 "role_counts": r.role_counts, "label_counts": r.label_counts, "subgroup_counts": r.subgroup_counts,
-                 "n_unlabelled": r.n_unlabelled, "nearest_dataset_ids": list(r.nearest_dataset_ids),
-                 "reason": r.reason, "n_members": int(r.size)} for r in regions.regions]
+        rows, members, centroids = regions_to_arrays(regions.regions)
         meta = {"format": STORE_FORMAT, "key": key, "fingerprint": regions.fingerprint, "regions": rows,
                 "table_columns": [str(c) for c in table.columns],
                 "table": table.to_dict(orient="records")}
-        members = (np.concatenate([r.member_ids.astype(str) for r in regions.regions])
-                   if regions.regions else np.zeros(0, dtype=str))
-        dim = regions.regions[0].centroid.shape[0] if regions.regions else 0
-        centroids = (np.stack([np.asarray(r.centroid) for r in regions.regions]) if regions.regions
-                     else np.zeros((0, dim), np.float32))
-        write_npz(path, meta=np.array(json.dumps(meta, default=_json_default)), ids=regions.ids.astype(str),
+        write_npz(path, meta=np.array(json.dumps(meta, default=json_default)), ids=regions.ids.astype(str),
                    knn_distance=regions.knn_distance, gap_score=regions.gap_score, members=members,
                    centroids=centroids)
 
@@ -196,18 +226,7 @@ class AnalysisStore:
         if z is None or z["meta"].get("key") != key:
             return None
         meta = z["meta"]
-        out, start = [], 0
-        for row, centroid in zip(meta["regions"], z["centroids"]):
-            n = int(row["n_members"])
-            members = z["members"][start:start + n]
-            start += n
-            centre = row["centre_id"]
-            out.append(SparseRegion(
-                region_id=row["region_id"], kind=row["kind"], score=float(row["score"]), member_ids=members,
-                centroid=centroid, centroid_2d=position(centre) if centre is not None else None,
-                role_counts=row["role_counts"], label_counts=row["label_counts"],
-                subgroup_counts=row["subgroup_counts"], n_unlabelled=int(row["n_unlabelled"]),
-                nearest_dataset_ids=tuple(row["nearest_dataset_ids"]), reason=row["reason"], centre_id=centre))
+        out = regions_from_arrays(meta["regions"], z["members"], z["centroids"], position)
         regions = SparseRegions(regions=out, ids=z["ids"], knn_distance=z["knn_distance"], gap_score=z["gap_score"],
                                 config=config, fingerprint=str(meta["fingerprint"]))
         table = pd.DataFrame(meta["table"], columns=meta["table_columns"])

@@ -248,10 +248,12 @@ class Engine:
         return self.embed_images is not None and len(generator_training_rows(ws)[0]) > 0
 
     # ------------------------------------------------------------------ plan
-    def detect_regions(self, ctx: Context, *, coords: np.ndarray | None = None) -> list["SparseRegion"]:
+    def detect_regions(self, ctx: Context) -> list["SparseRegion"]:
         """Sparse regions in the reference space, against D_t ∪ D_valid; region ids are stable across iterations.
 
-        ``coords`` (aligned with ``ctx.ws``) places each region on a 2-D map for drawing.
+        Centroids are in the reference space (like the sparse regions found there). Regions are not
+        placed on a map (``centroid_2d`` is None): drawing places them at their centre member
+        (:func:`adde_core.loop.plan_store.place_plan`).
         """
         from adde_core.analysis.clustering import ClusterConfig, ClusterResult
         from adde_core.analysis.regions import RegionConfig, find_sparse_regions
@@ -274,7 +276,7 @@ class Engine:
         cfg = ClusterConfig(method="kmeans", space="pca", n_clusters=ctx.reference.n_clusters)
         clusters = ClusterResult(ids=ids, labels=labels, raw_labels=labels, space=Z, config=cfg,
                                  fingerprint=ctx.reference.key)
-        found = find_sparse_regions(Z, items, clusters=clusters, coords=None if coords is None else coords[rows],
+        found = find_sparse_regions(Z, items, clusters=clusters,
                                     config=RegionConfig(pca_components=None, max_outliers=0,
                                                         random_state=self.config.random_state),
                                     in_dataset=in_dataset, subgroup_columns=[], fingerprint=ctx.reference.key)
@@ -282,13 +284,13 @@ class Engine:
         regions = [r for r in found.regions if any(str(i) in available for i in r.member_ids)]
         return regions + error_regions(ctx, Z, rows, subgroup=self.storage.subgroup)
 
-    def plan(self, ctx: Context | None = None, *, coords: np.ndarray | None = None) -> Plan:
+    def plan(self, ctx: Context | None = None) -> Plan:
         """Regions in the order the loop recommends, why, and the weights and split to use now."""
         from adde_core.ranking import RankingWeights
 
         ctx = ctx or self.context()
         state = self.state()
-        regions = self.detect_regions(ctx, coords=coords)
+        regions = self.detect_regions(ctx)
         failure = region_failure(ctx, regions, subgroup=self.storage.subgroup)
         # Where the model fails first (val error, pool uncertainty, subgroup under-representation),
         # ties by sparsity; marked regions go first when the loop adapts.
@@ -739,7 +741,7 @@ def error_regions(ctx: Context, Z: np.ndarray, rows: np.ndarray, *, subgroup: st
                   f"items are mostly {what}.")
         out.append(SparseRegion(
             region_id=f"model_error/{c}" + (f"/{subgroup}={g}" if g is not None else ""), kind="model_error",
-            score=rate(cell), member_ids=np.asarray(ids), centroid=ws.X[rows[members]].mean(axis=0),
+            score=rate(cell), member_ids=np.asarray(ids), centroid=Z[members].mean(axis=0),
             centroid_2d=None,
             role_counts={"val": int(len(errs)), "val_cell": int(cell.sum()), "pool": int(len(members) - len(errs))},
             label_counts={str(c): int(len(errs))}, subgroup_counts={}, n_unlabelled=int(len(members) - len(errs)),

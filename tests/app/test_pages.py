@@ -224,9 +224,13 @@ def test_explore_ranking_sliders_follow_the_learned_weights(embedded_app):
     at.run()
     before = next(s for s in at.slider if s.key == "explore_acq_r_alpha").value
     project = Project.open(root)
-    project.run_oracle_iteration(budget=12, generate=False)
-    learned = project.learned_weights().normalized()
-    assert round(learned[0], 2) != round(before, 2), "the oracle iteration moved α"
+    # An iteration may move α by less than a slider step (0.01; 0.4 -> 0.4018 on one machine): step until it shows.
+    for _ in range(3):
+        project.run_oracle_iteration(budget=12, generate=False)
+        learned = project.learned_weights().normalized()
+        if round(learned[0], 2) != round(before, 2):
+            break
+    assert round(learned[0], 2) != round(before, 2), "three oracle iterations did not move α by a slider step"
     at.run()
     assert not at.exception
     shown = {name: next(s for s in at.slider if s.key == f"explore_acq_r_{name}").value

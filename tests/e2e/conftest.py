@@ -29,6 +29,8 @@ def start_app(project: Path, log: Path, timeout: float = 180, *,
     """Start ``streamlit run <script>`` (the app by default) on a free loopback port and wait until it answers."""
     port = _free_port()
     env = {**os.environ, "ADDE_PROJECT": str(project), "HF_HUB_OFFLINE": "1"}
+    # Served as `make run` serves it: no file watcher (polling the sources cost ~3 s of CPU per page load).
+    env.setdefault("STREAMLIT_SERVER_FILE_WATCHER_TYPE", "none")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
