@@ -28,6 +28,16 @@ if TYPE_CHECKING:
 
 #: Nearest labelled items listed beside each candidate in the review grid.
 N_NEAREST = 3
+#: Largest pool a whole-pool ranking sees in full. The set-based strategies (herding, coreset,
+#: TypiClust, ProbCover, BADGE) and the failure weights compare every candidate with every other
+#: (or with every val item), so their cost grows with n^2: UHerding plus the local val error took
+#: 230 s for one oracle iteration at 10^5 items on 2 cores and would take hours at 10^6. Past this
+#: size they rank a uniform random sample of the pool of this many items (uniform, so the sample
+#: keeps the pool's density, which is what these strategies cover). The per-item strategies
+#: (margin, entropy, random) always rank the whole pool. The demo's 7,786-item pool is unchanged.
+POOL_RANK_MAX = 20_000
+#: Strategies whose cost is linear in the pool (each item scored on its own).
+PER_ITEM_STRATEGIES = frozenset({"margin", "entropy", "random"})
 #: ``register(batch, kept_rows, vectors, provenance) -> ids``: stores generated items; returns their ids.
 RegisterFn = Callable[["GeneratedBatch", np.ndarray, np.ndarray, list[dict[str, Any]]], list[str]]
 #: ``embed_images(images) -> (n, d) float32``: embeds generated images (uint8 arrays) in the data's space.
@@ -226,17 +236,24 @@ def retrieve_candidates(ws: "WorkingSet", head: "LinearHead", region: RegionSpec
 
 
 def rank_pool(ws: "WorkingSet", head: "LinearHead", *, k: int, strategy: str, weights: "RankingWeights | None" = None,
-              random_state: int = 0, target_failures: bool = False) -> Proposal:
+              random_state: int = 0, target_failures: bool = False, max_pool: int | None = POOL_RANK_MAX) -> Proposal:
     """Rank the whole available pool with one registry strategy and keep the top ``k`` (the baselines' acquisition).
 
     ``target_failures`` (ADDE's coverage arm) weights every pool item by ``1 + λ × local val error``
     (:func:`adde_core.acquisition.targeting.failure_importance`) for the strategies that take an
     importance (the herding ones), and ranks with the head's probabilities at the val-fitted
-    temperature (:func:`adde_core.acquisition.targeting.calibrated_proba`).
+    temperature (:func:`adde_core.acquisition.targeting.calibrated_proba`). Past ``max_pool``
+    available items, a strategy not in :data:`PER_ITEM_STRATEGIES` ranks a uniform sample of
+    ``max_pool`` of them (:data:`POOL_RANK_MAX`; None ranks every item); the summary's
+    ``n_ranked`` says how many were ranked.
     """
     rows = np.flatnonzero(ws.available)
     if len(rows) == 0:
         raise AddeError("the pool is empty (or every pool item has been decided); ingest more unlabelled items")
+    n_pool = len(rows)
+    if max_pool is not None and n_pool > max(max_pool, k) and strategy not in PER_ITEM_STRATEGIES:
+        rng = np.random.default_rng(random_state)
+        rows = np.sort(rng.choice(rows, size=max(max_pool, k), replace=False))
     probs = head.predict_proba(ws.X[rows])
     importance = None
     if target_failures:
@@ -251,7 +268,7 @@ def rank_pool(ws: "WorkingSet", head: "LinearHead", *, k: int, strategy: str, we
     frame = ranked.frame.assign(suggested_label=head.classes_[np.argmax(probs[pos], axis=1)],
                                 confidence=probs[pos].max(axis=1), via=strategy)
     return Proposal("pool", {}, frame, ranking_record(ranked), {"k": k, "model_key": ws.model_key},
-                    {"n_pool": int(len(rows)), "n_candidates": int(len(frame))})
+                    {"n_pool": int(n_pool), "n_ranked": int(len(rows)), "n_candidates": int(len(frame))})
 
 
 def region_target(ws: "WorkingSet", region: RegionSpec, *, max_images: int = 64, random_state: int = 0) -> "RegionTarget":
