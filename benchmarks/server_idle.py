@@ -12,6 +12,7 @@ Prints numbers only; asserts nothing about time.
 ``streamlit run app.py`` use (.streamlit/config.toml); ``auto`` (watchdog) was the default before.
 
 Usage: python benchmarks/server_idle.py [--watchers none poll auto] [--seconds 60] [--page explore]
+       python benchmarks/server_idle.py --watchers none --page review --with-candidates --post-gc off on
 """
 
 from __future__ import annotations
@@ -61,12 +62,14 @@ def watcher_lines(log: Path) -> int:
     return sum(bool(WATCHER_LINE.search(line)) for line in log.read_text(errors="replace").splitlines())
 
 
-def measure(browser, watcher: str, *, seconds: float, page_path: str, settle: float, workdir: Path) -> dict:
-    """Serve the demo with one file-watcher type and measure it while a page sits open."""
-    log = workdir / f"streamlit_{watcher}.log"
+def measure(browser, watcher: str, *, seconds: float, page_path: str, settle: float, workdir: Path,
+            project: Path = DEMO, post_gc: str = "off") -> dict:
+    """Serve ``project`` with one file-watcher type and post-run GC setting, and measure it while a page sits open."""
+    log = workdir / f"streamlit_{watcher}_{post_gc}.log"
     os.environ["STREAMLIT_SERVER_FILE_WATCHER_TYPE"] = watcher  # start_app passes the environment on
+    os.environ["STREAMLIT_RUNNER_POST_SCRIPT_GC"] = "true" if post_gc == "on" else "false"
     t0 = time.perf_counter()
-    proc, url = start_app(DEMO, log, timeout=300)
+    proc, url = start_app(project, log, timeout=300)
     try:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/{page_path}")
@@ -77,7 +80,7 @@ def measure(browser, watcher: str, *, seconds: float, page_path: str, settle: fl
         c0, w0 = cpu_seconds(proc.pid), time.perf_counter()
         time.sleep(seconds)
         used, wall = cpu_seconds(proc.pid) - c0, time.perf_counter() - w0
-        result = {"watcher": watcher, "ready_s": ready, "cpu_pct": 100 * used / wall,
+        result = {"watcher": watcher, "post_gc": post_gc, "ready_s": ready, "cpu_pct": 100 * used / wall,
                   "watches": inotify_watches(proc.pid), "lines_idle": watcher_lines(log) - lines_before,
                   "lines_total": watcher_lines(log), "total_cpu_s": cpu_seconds(proc.pid)}
         page.close()
@@ -97,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="idle window measured")
     parser.add_argument("--settle", type=float, default=5.0, help="wait after the first run before measuring")
     parser.add_argument("--page", default="", help="URL path of the page to open (default: the Data page)")
+    parser.add_argument("--post-gc", nargs="+", default=["off"], choices=["off", "on"],
+                        help="runner.postScriptGC: off is what .streamlit/config.toml sets, on Streamlit's default")
+    parser.add_argument("--with-candidates", action="store_true",
+                        help="serve a copy of the demo with 50 retrieved candidates for its top region (for --page review, "
+                             "whose grid refreshes itself every few seconds)")
     args = parser.parse_args(argv)
     from adde_core.project import PROJECT_FILE
 
@@ -111,12 +119,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"project   : {DEMO}  page: /{args.page}  idle window: {args.seconds:.0f} s, nobody clicking")
     rows = []
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
+        project = DEMO
+        if args.with_candidates:
+            import shutil
+
+            from adde_core.project import Project
+
+            project = Path(tmp) / "demo"
+            shutil.copytree(DEMO, project)
+            copy = Project.open(project)
+            copy.acquire(copy.recommended_regions().regions[0], mode="retrieve", k=50)
+            copy.close()
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--headless", "--disable-gpu"])
-        for watcher in args.watchers:
+        for watcher, post_gc in [(w, g) for w in args.watchers for g in args.post_gc]:
             rows.append(measure(browser, watcher, seconds=args.seconds, page_path=args.page, settle=args.settle,
-                                workdir=Path(tmp)))
+                                workdir=Path(tmp), project=project, post_gc=post_gc))
             r = rows[-1]
-            print(f"  {watcher:<9} ready {r['ready_s']:6.1f} s · idle CPU {r['cpu_pct']:5.1f}% of a core · "
+            print(f"  {watcher:<9} post-run GC {post_gc:<3} ready {r['ready_s']:6.1f} s · idle CPU {r['cpu_pct']:5.1f}% of a core · "
                   f"{r['watches']:,} inotify watches · watcher log lines {r['lines_idle']:,} while idle, "
                   f"{r['lines_total']:,} in all · server CPU {r['total_cpu_s']:.1f} s in all")
         browser.close()
