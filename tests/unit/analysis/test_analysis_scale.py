@@ -174,3 +174,18 @@ def test_ivf_regions_find_the_same_missing_component():
         assert len(members) > 0.5 * np.sum((comp == 5) & (role != "seed")), name
     overlap = len(found["exact"] & found["ivf"]) / len(found["exact"] | found["ivf"])
     assert overlap > 0.8
+
+
+def test_sampled_density_reference_keeps_outliers_and_ranks_like_the_exact_density():
+    from scipy.stats import spearmanr
+
+    X, comp = mixture(4_000, 16, 5, seed=2)
+    X = np.vstack([X, np.full((1, 16), 40.0, np.float32)])  # one far outlier
+    items = pd.DataFrame({"id": np.char.add("i", np.arange(len(X)).astype(str)), "role": "pool", "label": None})
+    config = RegionConfig(pca_components=None)
+    exact = find_sparse_regions(X, items, config=config)
+    sampled = find_sparse_regions(X, items, config=config, density_reference_max=800)
+    assert np.isfinite(sampled.knn_distance).all()
+    assert spearmanr(exact.knn_distance, sampled.knn_distance)[0] > 0.8
+    assert "outlier/i4000" in {r.region_id for r in sampled.of_kind("outlier")}
+    assert "outlier/i4000" in {r.region_id for r in exact.of_kind("outlier")}
