@@ -11,7 +11,7 @@ from adde_core.analysis import ClusterConfig, MapConfig, RegionConfig, cluster_e
 from adde_core.analysis.clustering import CLUSTER_FIT_MAX, HDBSCAN_FIT_MAX, fit_cluster_space
 from adde_core.analysis.density import ANN_MIN_PAIRS, knn_density, search_knn
 from adde_core.analysis.projection import MAP_FIT_MAX, fit_sample
-from adde_core.analysis.regions import find_sparse_regions
+from adde_core.analysis.regions import coverage_gap_scores, find_sparse_regions
 
 FAST_MAP = MapConfig(n_epochs=30)
 
@@ -189,3 +189,18 @@ def test_sampled_density_reference_keeps_outliers_and_ranks_like_the_exact_densi
     assert spearmanr(exact.knn_distance, sampled.knn_distance)[0] > 0.8
     assert "outlier/i4000" in {r.region_id for r in sampled.of_kind("outlier")}
     assert "outlier/i4000" in {r.region_id for r in exact.of_kind("outlier")}
+
+
+def test_capped_gap_reference_scores_like_the_full_reference():
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(3)
+    X, comp = mixture(4_000, 12, 4, seed=3)
+    dataset = (rng.random(len(X)) < 0.1) & (comp != 3)
+    target = ~dataset
+    full, _ = coverage_gap_scores(X, dataset, target, max_reference=None)
+    capped, _ = coverage_gap_scores(X, dataset, target, max_reference=1_000)
+    assert spearmanr(full, capped)[0] > 0.8
+    # The component missing from the dataset scores high either way.
+    t_comp = comp[target]
+    assert np.median(capped[t_comp == 3]) > np.percentile(capped[t_comp != 3], 90)
