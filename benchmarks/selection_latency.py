@@ -5,7 +5,10 @@ selection panel the app uses) for N synthetic points, box-selects with real mous
 drags in headless Chromium, and prints the time from mouse-up until the panel shows
 the selection. Prints numbers only; asserts nothing about time.
 
-Usage: python benchmarks/selection_latency.py [--n 10000 100000] [--repeats 3]
+``--draw all`` draws every point with Plotly WebGL (the map before ``MAP_DRAW_MAX``), ``--draw sample``
+the app's map: at most ``MAP_DRAW_MAX`` points drawn, box/lasso resolved over every item.
+
+Usage: python benchmarks/selection_latency.py [--n 10000 100000 1000000] [--repeats 3] [--draw sample all]
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from tests.e2e.conftest import CHROMIUM, start_app  # noqa: E402  (same server s
 PAGE = '''
 import numpy as np, pandas as pd, streamlit as st
 from adde_core.ui.analysis import map_figure
-from adde_core.ui.figures import selected_ids
+from adde_core.ui.figures import latent_map_figure, selected_ids
 from adde_core.ui.selection_panel import selection_panel
 
 st.set_page_config(layout="wide")
@@ -44,9 +47,17 @@ def frame(n):
                          "label": "(unlabelled)", "role": "pool", "source": "pool", "path": None}})
 
 f = frame(N)
-event = st.plotly_chart(map_figure(("bench", N), "cluster", None, f, None, None), on_select="rerun",
-                        selection_mode=("points", "box", "lasso"), key="map")
-selection_panel(f, selected_ids(event), subgroup=None)
+MAX = {max_points}
+
+
+@st.cache_resource
+def every_point(n):  # Plotly WebGL with every point, as the map drew before MAP_DRAW_MAX
+    return latent_map_figure(f, color_by="cluster", max_points=None)
+
+
+fig = map_figure(("bench", N), "cluster", None, f, None, None) if MAX == "default" else every_point(N)
+event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), key="map")
+selection_panel(f, selected_ids(event, f) if MAX == "default" else selected_ids(event), subgroup=None)
 '''
 
 TO_PAGE_XY = """(args) => {
@@ -56,11 +67,11 @@ TO_PAGE_XY = """(args) => {
 }"""
 
 
-def measure(browser, n: int, repeats: int, workdir: Path) -> tuple[float, list[float]]:
+def measure(browser, n: int, repeats: int, workdir: Path, draw: str = "sample") -> tuple[float, list[float]]:
     """Return (seconds to first render, [seconds from mouse-up to panel] per repeat)."""
-    script = workdir / f"select_{n}.py"
-    script.write_text(PAGE.format(n=n))
-    proc, url = start_app(workdir, workdir / f"streamlit_{n}.log", script=script)
+    script = workdir / f"select_{n}_{draw}.py"
+    script.write_text(PAGE.format(n=n, max_points='"default"' if draw == "sample" else "None"))
+    proc, url = start_app(workdir, workdir / f"streamlit_{n}_{draw}.log", script=script)
     try:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         start = time.perf_counter()
@@ -102,6 +113,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--draw", choices=("sample", "all"), nargs="+", default=["sample"],
+                        help="sample: the app's map (at most MAP_DRAW_MAX points drawn, selection by geometry over "
+                             "all); all: Plotly WebGL with every point")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -114,9 +128,9 @@ def main() -> None:
             # Keep producing frames as a visible tab would: Plotly emits the selection after a redraw.
             "--disable-renderer-backgrounding", "--disable-background-timer-throttling",
             "--disable-backgrounding-occluded-windows"])
-        for n in args.n:
-            first, times = measure(browser, n, args.repeats, Path(tmp))
-            print(f"n={n:>7,}  first render {first:6.2f} s   selection->panel median {statistics.median(times):.2f} s "
+        for n, draw in [(n, d) for n in args.n for d in args.draw]:
+            first, times = measure(browser, n, args.repeats, Path(tmp), draw)
+            print(f"n={n:>7,} draw={draw:<6}  first render {first:6.2f} s   selection->panel median {statistics.median(times):.2f} s "
                   f"(runs: {', '.join(f'{t:.2f}' for t in times)})")
         browser.close()
 

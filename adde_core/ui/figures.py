@@ -15,6 +15,14 @@ COLOR_BY = ("cluster", "label", "subgroup", "role", "source", "iteration", "dens
 #: Kept short on purpose: hover text is sent for every point (6.6 MB at 100k with five fields).
 HOVER_FIELDS = ("id", "label", "role")
 REGION_PREFIX = "region:"
+#: Most item points the map draws. Past it the figure draws a uniform random sample of this many
+#: (uniform, so every area keeps its share of the points and the picture's density is the same)
+#: plus the highlighted items, and a box or lasso selects by its geometry over every item
+#: (:func:`selected_ids` with the frame), so nothing is missed. Measured in headless Chromium on 2
+#: shared cores at load 4-5 (benchmarks/selection_latency.py, docs/scale.md): at 10^6 items Plotly
+#: WebGL with every point took 43 s to first render and 20.8 s from box selection to panel; with
+#: this sample, 12.1 s and 2.7 s (10^5 items drawn in full: 10.5 s and 2.3 s in the same run).
+MAP_DRAW_MAX = 100_000
 _LEGEND = "_legend"  # the colour column as Plotly text; the raw column stays for customdata and selection
 
 
@@ -38,14 +46,30 @@ def map_frame(result: AnalysisResult, subgroup: str | None) -> pd.DataFrame:
     return frame
 
 
+def drawn_points(frame: pd.DataFrame, max_points: int | None = MAP_DRAW_MAX,
+                 keep: set[str] | None = None) -> pd.DataFrame:
+    """The rows of ``frame`` the map draws: all of them up to ``max_points``, else a seeded uniform sample plus ``keep``."""
+    if max_points is None or len(frame) <= max_points:
+        return frame
+    take = np.zeros(len(frame), dtype=bool)
+    take[np.random.default_rng(0).choice(len(frame), size=max_points, replace=False)] = True
+    if keep:
+        take |= frame["id"].isin(keep).to_numpy()
+    return frame[take]
+
+
 def latent_map_figure(frame: pd.DataFrame, *, color_by: str, regions: pd.DataFrame | None = None,
-                      highlight: set[str] | None = None, height: int = 640) -> go.Figure:
+                      highlight: set[str] | None = None, height: int = 640,
+                      max_points: int | None = MAP_DRAW_MAX) -> go.Figure:
     """A WebGL scatter of the map with sparse regions marked, ready for box/lasso selection.
 
     Every point carries its item id as ``customdata[0]`` and its label as
     ``customdata[1]`` (the hover thumbnail's caption reads them); region markers carry
-    ``"region:<id>"`` so that selection code can tell them apart.
+    ``"region:<id>"`` so that selection code can tell them apart. Past ``max_points``
+    items only a uniform sample is drawn (:func:`drawn_points`); select with
+    ``selected_ids(event, frame)`` so a box or lasso still selects every item inside it.
     """
+    frame = drawn_points(frame, max_points, highlight)
     color = color_by if color_by in frame else "cluster"
     hover = [c for c in HOVER_FIELDS if c in frame and c != color]
     if color != "density":
@@ -88,16 +112,56 @@ def latent_map_figure(frame: pd.DataFrame, *, color_by: str, regions: pd.DataFra
     return fig
 
 
-def selected_ids(event: object) -> list[str]:
-    """Item ids in a ``st.plotly_chart`` selection event, read from customdata (never point indices)."""
-    points = ((event or {}).get("selection") or {}).get("points") or []
+def selected_ids(event: object, frame: pd.DataFrame | None = None, *,
+                 max_points: int | None = MAP_DRAW_MAX) -> list[str]:
+    """Item ids in a ``st.plotly_chart`` selection event, read from customdata (never point indices).
+
+    Parameters
+    ----------
+    event
+        The chart's selection event.
+    frame
+        The map frame the figure was built from (``id``, ``x``, ``y``). When it holds more
+        than ``max_points`` items the figure drew only a sample, so the event's boxes and
+        lassos are applied to every row of ``frame`` instead; clicked points still count.
+    max_points
+        The figure's ``max_points``.
+    """
+    selection = (event or {}).get("selection") or {}
     ids: list[str] = []
-    for p in points:
+    if frame is not None and max_points is not None and len(frame) > max_points:
+        inside = _inside_shapes(frame["x"].to_numpy(np.float64), frame["y"].to_numpy(np.float64),
+                                selection.get("box") or [], selection.get("lasso") or [])
+        ids = frame["id"].to_numpy()[inside].astype(str).tolist()
+    for p in selection.get("points") or []:
         data = p.get("customdata")
         item = data[0] if isinstance(data, (list, tuple)) and data else data
         if isinstance(item, str) and not item.startswith(REGION_PREFIX):
             ids.append(item)
     return list(dict.fromkeys(ids))
+
+
+def _inside_shapes(x: np.ndarray, y: np.ndarray, boxes: list, lassos: list) -> np.ndarray:
+    """Which points lie in any of Plotly's selection boxes (``x``/``y`` ranges) or lasso polygons."""
+    inside = np.zeros(len(x), dtype=bool)
+    for box in boxes:
+        (x0, x1), (y0, y1) = sorted(box["x"][:2]), sorted(box["y"][:2])
+        inside |= (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+    for lasso in lassos:
+        px, py = np.asarray(lasso["x"], np.float64), np.asarray(lasso["y"], np.float64)
+        if len(px) < 3:
+            continue
+        # Even-odd ray casting, only over the points inside the polygon's bounding box.
+        cand = np.flatnonzero((x >= px.min()) & (x <= px.max()) & (y >= py.min()) & (y <= py.max()))
+        cx, cy = x[cand], y[cand]
+        odd = np.zeros(len(cand), dtype=bool)
+        for xa, ya, xb, yb in zip(px, py, np.roll(px, -1), np.roll(py, -1)):
+            crosses = (ya > cy) != (yb > cy)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                at = xa + (cy - ya) * (xb - xa) / (yb - ya)
+            odd ^= crosses & (cx < at)
+        inside[cand[odd]] = True
+    return inside
 
 
 def _natural(value: str) -> tuple:
