@@ -195,8 +195,9 @@ def knn(query: np.ndarray, reference: np.ndarray, k: int, *, exclude_self: bool 
 
 #: Searches with more query x reference pairs than this use a FAISS IVF index instead of exact
 #: brute force. Exact search costs ~pairs x dim: a 10^5-item self-search (10^10 pairs, PCA-50)
-#: took 99 CPU s exact against 13 CPU s with the IVF index below (which found 0.85 of the exact
-#: 10-NN on an overlapping 20-component 50-d mixture), and a 10^6 self-search would take ~3 h
+#: took 99 CPU s exact against 13 CPU s with an IVF index scanning the same share of rows as the
+#: one below (it found 0.85 of the exact 10-NN on an overlapping 20-component 50-d mixture), and a
+#: 10^6 self-search would take ~3 h
 #: exact. Searches up to ~63k x 63k items (the 9,716-item demo included) stay exact, bitwise as before.
 ANN_MIN_PAIRS = 4_000_000_000
 #: IVF lists per sqrt(reference rows) and probes per query: with ~2 sqrt(n) lists a probe scans
