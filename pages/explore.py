@@ -65,13 +65,12 @@ with left:
                "hover for a thumbnail and fields, select to see images")
     cluster_note(result)
 
-ids = selected_ids(event, frame)
-spec = ids if ids else region  # a selection (ids) or a detected region; the project turns either into a region
-if not ids and region is not None:
-    ids = list(region.member_ids)
+picked = selected_ids(event, frame)  # once: past MAP_DRAW_MAX it tests every item against the box or lasso
+spec = picked or region  # a selection (ids) or a detected region; the project turns either into a region
+ids = picked or (list(region.member_ids) if region is not None else [])
 items = project.items()
 selection_panel(items, ids, subgroup=subgroup,
-                title=f"Region R{rows[0] + 1}" if region is not None and not selected_ids(event, frame) else "Selection")
+                title=f"Region R{rows[0] + 1}" if region is not None and not picked else "Selection")
 if spec is not None:
     st.subheader("Fill this region")
     labels = project.labels()

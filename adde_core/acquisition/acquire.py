@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from adde_core.analysis.density import fit_sample
 from adde_core.errors import AddeError
 
 if TYPE_CHECKING:
@@ -252,8 +253,7 @@ def rank_pool(ws: "WorkingSet", head: "LinearHead", *, k: int, strategy: str, we
         raise AddeError("the pool is empty (or every pool item has been decided); ingest more unlabelled items")
     n_pool = len(rows)
     if max_pool is not None and n_pool > max(max_pool, k) and strategy not in PER_ITEM_STRATEGIES:
-        rng = np.random.default_rng(random_state)
-        rows = np.sort(rng.choice(rows, size=max(max_pool, k), replace=False))
+        rows = rows[fit_sample(n_pool, max(max_pool, k), random_state)]
     probs = head.predict_proba(ws.X[rows])
     importance = None
     if target_failures:

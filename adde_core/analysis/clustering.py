@@ -11,6 +11,7 @@ import pandas as pd
 
 from adde_core.errors import AddeError
 from adde_core.analysis.density import (
+    fit_sample,
     ANN_MIN_PAIRS,
     array_fingerprint,
     as_matrix,
@@ -285,7 +286,7 @@ def fit_cluster_space(X: np.ndarray, ids: Sequence[str], config: ClusterConfig =
     ann_min_pairs
         Threshold of the placement search (see :func:`adde_core.analysis.density.search_knn`).
     """
-    from adde_core.analysis.projection import UMAPProjector, fit_sample
+    from adde_core.analysis.projection import UMAPProjector
 
     X = as_matrix(X)
     ids = np.asarray(list(ids), dtype=str)
@@ -351,8 +352,6 @@ def cluster_embeddings(X: np.ndarray, ids: Sequence[str] | None = None, *, confi
 
 def _run_clusterer(Z: np.ndarray, config: ClusterConfig, *, max_fit: int | None = HDBSCAN_FIT_MAX,
                    ann_min_pairs: int | None = ANN_MIN_PAIRS) -> np.ndarray:
-    from adde_core.analysis.projection import fit_sample
-
     n = len(Z)
     if config.method == "kmeans":
         from sklearn.cluster import KMeans

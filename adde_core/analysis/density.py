@@ -127,6 +127,30 @@ def reduce_for_search(X: np.ndarray, n_components: int | None) -> np.ndarray:
     return pca_transform(Xn, mean, comps)
 
 
+def fit_sample(n: int, max_fit: int | None, random_state: int | None) -> np.ndarray | None:
+    """Sorted row indices of a seeded uniform sample of ``max_fit`` of ``n`` items, or None when all are kept.
+
+    Used wherever a step that grows faster than linearly runs on a sample of a large set: the
+    map and clustering fits, the density and coverage-gap references, FAISS training, the
+    pool a set-based ranking sees and the points the map draws.
+
+    Parameters
+    ----------
+    n
+        Number of items.
+    max_fit
+        Largest fit on every item (None: no limit); above it, a uniform sample of ``max_fit``
+        rows (a uniform sample keeps every region's share of the items, so dense and sparse
+        parts of the data keep their proportions in the fit).
+    random_state
+        Seed of the sample (None counts as 0, so the sample is reproducible either way).
+    """
+    if max_fit is None or n <= max_fit:
+        return None
+    rng = np.random.default_rng(0 if random_state is None else random_state)
+    return np.sort(rng.choice(n, size=int(max_fit), replace=False))
+
+
 def knn(query: np.ndarray, reference: np.ndarray, k: int, *, exclude_self: bool = False,
         chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact k nearest neighbours by Euclidean distance, computed in row chunks.
@@ -249,9 +273,8 @@ def _ivf_knn(Q: np.ndarray, R: np.ndarray, k: int, *, exclude_self: bool, random
     quantizer = faiss.IndexFlatL2(d)
     index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_L2)
     index.cp.seed = int(random_state)
-    rng = np.random.default_rng(random_state)
-    n_train = min(n, nlist * _IVF_TRAIN_PER_LIST)
-    train = R if n_train == n else R[np.sort(rng.choice(n, size=n_train, replace=False))]
+    sample = fit_sample(n, min(n, nlist * _IVF_TRAIN_PER_LIST), random_state)
+    train = R if sample is None else R[sample]
     index.train(np.ascontiguousarray(train))
     index.add(R)
     index.nprobe = min(nlist, _IVF_PROBES)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from adde_core.errors import AddeError
 from adde_core.analysis.density import (
+    fit_sample,
     ANN_MIN_PAIRS,
     array_fingerprint,
     as_matrix,
@@ -639,26 +640,6 @@ class LatentMap:
 
 def _chain_fingerprint(previous: str, added: str) -> str:
     return hashlib.blake2b(f"{previous}+{added}".encode(), digest_size=20).hexdigest()
-
-
-def fit_sample(n: int, max_fit: int | None, random_state: int | None) -> np.ndarray | None:
-    """Sorted row indices of the items a sampled fit is fitted on, or None when all ``n`` are fitted.
-
-    Parameters
-    ----------
-    n
-        Number of items.
-    max_fit
-        Largest fit on every item (None: no limit); above it, a uniform sample of ``max_fit``
-        rows (a uniform sample keeps every region's share of the items, so dense and sparse
-        parts of the data keep their proportions in the fit).
-    random_state
-        Seed of the sample (None counts as 0, so the sample is reproducible either way).
-    """
-    if max_fit is None or n <= max_fit:
-        return None
-    rng = np.random.default_rng(0 if random_state is None else random_state)
-    return np.sort(rng.choice(n, size=int(max_fit), replace=False))
 
 
 def fit_map(X: np.ndarray, ids: Sequence[str], *, config: MapConfig = MapConfig(), model_key: str = "",

@@ -11,6 +11,7 @@ import pandas as pd
 from adde_core.errors import AddeError
 from adde_core.analysis.clustering import NOISE, ClusterResult, _labelled, _mix, infer_subgroup_columns
 from adde_core.analysis.density import (
+    fit_sample,
     ANN_MIN_PAIRS,
     array_fingerprint,
     as_matrix,
@@ -337,8 +338,7 @@ def coverage_gap_scores(Z: np.ndarray, dataset: np.ndarray, target: np.ndarray, 
         keep = int(max_reference)
         k_t = max(1, int(round(keep * k_d / n_d)))
     if keep < n_t:
-        rng = np.random.default_rng(random_state)
-        ref = np.sort(rng.choice(t_idx, size=keep, replace=False))
+        ref = t_idx[fit_sample(n_t, keep, random_state)]
     k_t = int(np.clip(k_t, 1, len(ref) - 1))
     if len(ref) == n_t:
         r_t = search_knn(Z[t_idx], Z[t_idx], k_t, exclude_self=True, ann_min_pairs=ann_min_pairs)[0][:, -1]
@@ -453,8 +453,6 @@ def _density_knn(Zd: np.ndarray, k: int, max_reference: int | None, ann_min_pair
     (the k-th of m sampled rows lies about as far as the (k n / m)-th of all n), which keeps
     outliers and thin areas apart from the rest while the search costs n x m, not n^2.
     """
-    from adde_core.analysis.projection import fit_sample
-
     sample = fit_sample(len(Zd), max_reference, random_state)
     if sample is None:
         return search_knn(Zd, Zd, k, exclude_self=True, ann_min_pairs=ann_min_pairs)[0]

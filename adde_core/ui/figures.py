@@ -8,6 +8,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from adde_core.analysis import AnalysisResult
+from adde_core.analysis.density import fit_sample
 from adde_core.ui.text import plotly_text
 
 #: Ways to colour the map; "subgroup" resolves to the project's subgroup attribute.
@@ -52,7 +53,7 @@ def drawn_points(frame: pd.DataFrame, max_points: int | None = MAP_DRAW_MAX,
     if max_points is None or len(frame) <= max_points:
         return frame
     take = np.zeros(len(frame), dtype=bool)
-    take[np.random.default_rng(0).choice(len(frame), size=max_points, replace=False)] = True
+    take[fit_sample(len(frame), max_points, 0)] = True
     if keep:
         take |= frame["id"].isin(keep).to_numpy()
     return frame[take]
