@@ -43,12 +43,14 @@ left, right = st.columns([3, 2])
 with right:
     st.markdown(f"**Sparse regions** ({len(regions)}) — in the order the loop recommends; ★ on the map")
     st.caption("Regions are found against a fixed partition of the data, so a region keeps its id across "
-               "iterations; the order follows what paid off (revisit marks, then UCB over past rewards).")
+               "iterations; regions a reviewer marked for revisiting come first, then where the model fails "
+               "most (val error, pool uncertainty, subgroup under-representation), spread over classes.")
     picked = st.dataframe(
         regions[["rank", "kind", "score", "size", "dominant_label", "n_unlabelled", "why"]],
         hide_index=True, on_select="rerun", selection_mode="single-row", key="region_table", height=320,
-        column_config={"score": st.column_config.NumberColumn(format="%.1f×",
-                                                              help="How much thinner the dataset is here")},
+        column_config={"score": st.column_config.NumberColumn(
+            format="%.2f", help="model_error: the share of the class's val items the model gets wrong; "
+                                "the other kinds: how many times thinner the dataset is here")},
     )
     rows = picked.selection.rows if picked else []
     region = plan.regions[rows[0]] if rows else None

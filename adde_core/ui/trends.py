@@ -105,7 +105,10 @@ def trends_figure(history: pd.DataFrame) -> go.Figure:
         layout[legend_id(k)] = {"orientation": "v", "x": axes.xaxis.domain[0], "xanchor": "left",
                                 "y": axes.yaxis.domain[0] - _LEGEND_GAP_PX / plot_height, "yanchor": "top",
                                 "font": {"size": 11}, "bgcolor": "rgba(0,0,0,0)"}
-    fig.update_xaxes(dtick=1, title_text=None)
+    # Iterations are whole numbers from 0: with one iteration Plotly's autorange would span -1 to 1.
+    last = int(pd.to_numeric(history["iteration"], errors="coerce").max()) if "iteration" in history and \
+        history["iteration"].notna().any() else 0
+    fig.update_xaxes(dtick=1, title_text=None, range=[-0.3, max(last, 1) + 0.3])
     fig.update_layout(height=_HEIGHT, margin=_MARGIN, showlegend=True, **layout)
     return fig
 

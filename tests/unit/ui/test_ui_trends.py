@@ -45,6 +45,14 @@ def test_every_panel_shows_its_named_curves_in_its_own_legend():
     assert len(legends) == len(TREND_PANELS) and fig.layout.showlegend is True
 
 
+def test_the_iteration_axis_starts_at_0_with_whole_steps_even_for_one_iteration():
+    for n, last in ((1, 1), (4, 3)):  # one iteration: 0..1, not Plotly's -1..1
+        fig = trends_figure(_history(n))
+        for k in range(len(TREND_PANELS)):
+            axis = fig.layout["xaxis" if k == 0 else f"xaxis{k + 1}"]
+            assert axis.dtick == 1 and axis.range[0] == pytest.approx(-0.3) and axis.range[1] == pytest.approx(last + 0.3)
+
+
 def test_every_panel_says_its_unit_and_rates_read_as_percentages():
     fig = trends_figure(_history())
     for k, panel in enumerate(TREND_PANELS):
