@@ -23,7 +23,14 @@ from adde_core.analysis.clustering import (
     clustering_space,
     infer_subgroup_columns,
 )
-from adde_core.analysis.density import array_fingerprint, fit_pca, knn, knn_density, reduce_for_search
+from adde_core.analysis.density import (
+    array_fingerprint,
+    fit_pca,
+    knn,
+    knn_density,
+    reduce_for_search,
+    shared_searches,
+)
 from adde_core.analysis.projection import (
     Alignment,
     LatentMap,
@@ -133,20 +140,22 @@ def analyze_embeddings(X: np.ndarray, ids: Sequence[str], items: pd.DataFrame, *
         if progress is not None:
             progress(done, 4)
 
-    t = time.perf_counter()
-    if previous_map is None:
-        latent = fit_map(X, ids, config=map_config, model_key=model_key, fingerprint=fingerprint)
-    elif refit or previous_map.model_key != model_key or previous_map.config != map_config:
-        latent = previous_map.refit(X, ids, config=map_config, fingerprint=fingerprint)
-        latent = _with_model_key(latent, model_key)
-    else:
-        latent = previous_map.extend(X, ids)
-    coords = latent.coords_for(ids)
-    step("map", t, 1)
+    # The map and the clustering space build the same kNN graph and place the same items: search once.
+    with shared_searches(self_k=max(map_config.n_neighbors, cluster_config.n_neighbors)):
+        t = time.perf_counter()
+        if previous_map is None:
+            latent = fit_map(X, ids, config=map_config, model_key=model_key, fingerprint=fingerprint)
+        elif refit or previous_map.model_key != model_key or previous_map.config != map_config:
+            latent = previous_map.refit(X, ids, config=map_config, fingerprint=fingerprint)
+            latent = _with_model_key(latent, model_key)
+        else:
+            latent = previous_map.extend(X, ids)
+        coords = latent.coords_for(ids)
+        step("map", t, 1)
 
-    t = time.perf_counter()
-    clusters = cluster_embeddings(X, ids, config=cluster_config, fingerprint=fingerprint)
-    step("clusters", t, 2)
+        t = time.perf_counter()
+        clusters = cluster_embeddings(X, ids, config=cluster_config, fingerprint=fingerprint)
+        step("clusters", t, 2)
 
     t = time.perf_counter()
     regions = find_sparse_regions(X, items, clusters=clusters, coords=coords, config=region_config,

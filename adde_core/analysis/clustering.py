@@ -286,7 +286,7 @@ def fit_cluster_space(X: np.ndarray, ids: Sequence[str], config: ClusterConfig =
     ann_min_pairs
         Threshold of the placement search (see :func:`adde_core.analysis.density.search_knn`).
     """
-    from adde_core.analysis.projection import UMAPProjector
+    from adde_core.analysis.projection import UMAPProjector, sampled_fit_settings
 
     X = as_matrix(X)
     ids = np.asarray(list(ids), dtype=str)
@@ -295,8 +295,9 @@ def fit_cluster_space(X: np.ndarray, ids: Sequence[str], config: ClusterConfig =
                             pca_mean=None, pca_components=None, ann_min_pairs=ann_min_pairs)
     sample = fit_sample(len(X), max_fit, config.random_state)
     fit_rows = slice(None) if sample is None else sample
+    knn_method, n_epochs = sampled_fit_settings("auto", config.n_epochs, sample is not None)
     projector = UMAPProjector(n_components=config.space_dim, n_neighbors=config.n_neighbors, min_dist=0.0,
-                              pca_components=config.pca_components, n_epochs=config.n_epochs,
+                              pca_components=config.pca_components, n_epochs=n_epochs, knn_method=knn_method,
                               random_state=config.random_state).fit(X[fit_rows])
     space = ClusterSpace(ids=ids[fit_rows], coords=np.asarray(projector.embedding_, np.float32),
                          n_fit=len(projector.embedding_), reference=np.asarray(projector.reference_, np.float32),
@@ -537,7 +538,8 @@ def align_items(items: pd.DataFrame, ids: Sequence[str]) -> pd.DataFrame:
     index = pd.Index(items["id"].astype(str))
     if index.has_duplicates:
         raise AddeError(f"items has duplicate ids, e.g. {index[index.duplicated()][:3].tolist()}")
-    pos = index.get_indexer([str(i) for i in ids])
+    ids = np.asarray(ids).astype(str)  # an array, not a list of 10^6 strings: half the lookup's time
+    pos = index.get_indexer(ids)
     if (pos < 0).any():
         missing = [str(i) for i, p in zip(ids, pos) if p < 0][:5]
         raise KeyError(f"{int((pos < 0).sum())} embedded ids have no item row, e.g. {missing}")

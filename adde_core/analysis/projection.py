@@ -26,6 +26,7 @@ from adde_core.analysis.density import (
     knn,
     pca_transform,
     search_knn,
+    self_knn,
     unit_rows,
 )
 
@@ -39,6 +40,18 @@ PLACEMENTS = ("fit", "umap", "knn")
 #: this limit), far past the analysis budget at 10^6. Projects up to this size (the 9,716-item
 #: demo included) are fitted exactly as before.
 MAP_FIT_MAX = 50_000
+#: The kNN graph of a fit on a sample (past :data:`MAP_FIT_MAX` or the clustering's limit) is exact
+#: brute force under ``knn_method="auto"``, whatever the sample's size: pynndescent's numba
+#: compilation, paid once in every new process, took 134 s wall on the 2 shared cores at load 3
+#: (measured with a warm ``NUMBA_CACHE_DIR``), while the exact graph of a 50k sample in PCA-50
+#: takes 17 s wall / 30 CPU s (its NN-descent graph recalled 0.987 of it). Fits on every item keep
+#: the ``exact_knn_max`` rule, so projects up to 50k items are fitted exactly as before.
+SAMPLED_FIT_KNN = "exact"
+#: Most optimisation epochs of a UMAP fit on a sample (map and clustering space). The seeded layout
+#: runs on one thread and costs about linearly in epochs: on a 50k sample of the 10^6 benchmark 200
+#: epochs took 38 s (2-d, 15 neighbours) and 103 s (10-d, 30 neighbours), 100 epochs 18 s and 50 s,
+#: on the 2 shared cores. Fits on every item keep their configured epochs.
+SAMPLED_FIT_EPOCHS = 100
 
 
 class _ParamsMixin:
@@ -246,7 +259,7 @@ _KNN_METHODS = ("auto", "exact", "nndescent")
 def _knn_graph(Z: np.ndarray, k: int, method: str, random_state: int | None) -> tuple[np.ndarray, np.ndarray]:
     """kNN of every row among all rows, self included (as umap-learn expects)."""
     if method == "exact":
-        dist, idx = knn(Z, Z, k - 1, exclude_self=True)
+        dist, idx = self_knn(Z, k - 1)
         own = np.arange(len(Z))[:, None]
         return (np.hstack([own, idx]).astype(np.int32), np.hstack([np.zeros((len(Z), 1), np.float32), dist]))
     from pynndescent import NNDescent
@@ -384,11 +397,22 @@ class MapConfig:
                                               or not isinstance(self.random_state, int)):
             raise AddeError(f"random_state must be an integer or None, got {self.random_state!r}")
 
-    def projector(self) -> UMAPProjector:
-        """A fresh, unfitted 2-D projector with these settings."""
+    def projector(self, *, sampled: bool = False) -> UMAPProjector:
+        """A fresh, unfitted 2-D projector with these settings (``sampled``: for a fit on a sample, see
+        :func:`sampled_fit_settings`)."""
+        knn_method, n_epochs = sampled_fit_settings(self.knn_method, self.n_epochs, sampled)
         return UMAPProjector(n_components=2, n_neighbors=self.n_neighbors, min_dist=self.min_dist, metric=self.metric,
-                             pca_components=self.pca_components, n_epochs=self.n_epochs,
-                             knn_method=self.knn_method, random_state=self.random_state)
+                             pca_components=self.pca_components, n_epochs=n_epochs, knn_method=knn_method,
+                             random_state=self.random_state)
+
+
+def sampled_fit_settings(knn_method: str, n_epochs: int | None, sampled: bool) -> tuple[str, int | None]:
+    """The kNN method and epochs of a UMAP fit: as configured, or on a sample (``sampled``) an ``"auto"``
+    method means :data:`SAMPLED_FIT_KNN` and the epochs are at most :data:`SAMPLED_FIT_EPOCHS`."""
+    if not sampled:
+        return knn_method, n_epochs
+    return (SAMPLED_FIT_KNN if knn_method == "auto" else knn_method,
+            SAMPLED_FIT_EPOCHS if n_epochs is None else min(n_epochs, SAMPLED_FIT_EPOCHS))
 
 
 @dataclass(frozen=True, eq=False)
@@ -446,6 +470,9 @@ class LatentMap:
     pca_components: np.ndarray | None
     alignment: Alignment = field(default_factory=Alignment)
     projector: UMAPProjector | None = field(default=None, repr=False)
+    #: Whether the projector was fitted on a sample of the items (its kNN graph and epochs then
+    #: follow :func:`sampled_fit_settings`, which :meth:`restore_projector` must repeat).
+    sampled_fit: bool = False
     #: Placements with more (new item x fitted item) pairs than this search an IVF index (see
     #: :data:`adde_core.analysis.density.ANN_MIN_PAIRS`); not saved with the map.
     ann_min_pairs: int | None = field(default=ANN_MIN_PAIRS, repr=False, compare=False)
@@ -578,7 +605,7 @@ class LatentMap:
         if (pos < 0).any():
             raise KeyError(f"{int((pos < 0).sum())} fitted items are missing, e.g. "
                            f"{self.ids[: self.n_fit][pos < 0][:3].tolist()}; the model cannot be restored")
-        projector = self.config.projector().fit(X[pos])
+        projector = self.config.projector(sampled=self.sampled_fit).fit(X[pos])
         target = self.coords[: self.n_fit]
         align = self.alignment
         if not np.array_equal(align.apply(projector.embedding_), target):
@@ -600,7 +627,8 @@ class LatentMap:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {"format": MAP_FORMAT, "model_key": self.model_key, "fingerprint": self.fingerprint,
-                "fit_fingerprint": self.fit_fingerprint, "n_fit": self.n_fit, "config": asdict(self.config)}
+                "fit_fingerprint": self.fit_fingerprint, "n_fit": self.n_fit, "config": asdict(self.config),
+                "sampled_fit": self.sampled_fit}
         empty = np.zeros((0, 0), np.float32)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
@@ -635,7 +663,7 @@ class LatentMap:
                    fit_fingerprint=meta["fit_fingerprint"], config=MapConfig(**meta["config"]), n_fit=meta["n_fit"],
                    reference=arrays["reference"], pca_mean=arrays["pca_mean"] if has_pca else None,
                    pca_components=arrays["pca_components"] if has_pca else None,
-                   alignment=Alignment.from_array(arrays["alignment"]))
+                   alignment=Alignment.from_array(arrays["alignment"]), sampled_fit=bool(meta.get("sampled_fit", False)))
 
 
 def _chain_fingerprint(previous: str, added: str) -> str:
@@ -674,15 +702,22 @@ def fit_map(X: np.ndarray, ids: Sequence[str], *, config: MapConfig = MapConfig(
     fp = fingerprint or array_fingerprint(ids, X)
     sample = fit_sample(len(X), max_fit, config.random_state)
     if sample is None:
-        projector = config.projector().fit(X)
-        return LatentMap(ids=ids, coords=projector.embedding_.copy(), placement=np.full(len(ids), "fit"),
-                         model_key=model_key, fingerprint=fp, fit_fingerprint=fp, config=config, n_fit=len(ids),
-                         reference=projector.reference_, pca_mean=projector.pca_mean_,
-                         pca_components=projector.pca_components_, projector=projector, ann_min_pairs=ann_min_pairs)
+        return _fitted_map(X, ids, config, model_key, fp, ann_min_pairs, sampled=False)
     # Sampled fit: the sample is a map of its own (rows [:n_fit]), and the rest join it the way
     # later items do, by kNN placement, so nothing downstream needs to know the map was sampled.
     rest = np.ones(len(X), dtype=bool)
     rest[sample] = False
-    fitted = fit_map(X[sample], ids[sample], config=config, model_key=model_key, max_fit=None,
-                     ann_min_pairs=ann_min_pairs)
+    fitted = _fitted_map(X[sample], ids[sample], config, model_key, array_fingerprint(ids[sample], X[sample]),
+                         ann_min_pairs, sampled=True)
     return fitted.extend(X[rest], ids[rest], method="knn", fingerprint=fp)
+
+
+def _fitted_map(X: np.ndarray, ids: np.ndarray, config: MapConfig, model_key: str, fingerprint: str,
+                ann_min_pairs: int | None, *, sampled: bool) -> LatentMap:
+    """A map fitted on every row of ``X`` (``sampled``: the rows are a sample of the items)."""
+    projector = config.projector(sampled=sampled).fit(X)
+    return LatentMap(ids=ids, coords=projector.embedding_.copy(), placement=np.full(len(ids), "fit"),
+                     model_key=model_key, fingerprint=fingerprint, fit_fingerprint=fingerprint, config=config,
+                     n_fit=len(ids), reference=projector.reference_, pca_mean=projector.pca_mean_,
+                     pca_components=projector.pca_components_, projector=projector, ann_min_pairs=ann_min_pairs,
+                     sampled_fit=sampled)

@@ -204,3 +204,93 @@ def test_capped_gap_reference_scores_like_the_full_reference():
     # The component missing from the dataset scores high either way.
     t_comp = comp[target]
     assert np.median(capped[t_comp == 3]) > np.percentile(capped[t_comp != 3], 90)
+
+
+# --------------------------------------------------------------------------- shared searches, sampled fits
+def test_shared_searches_answer_repeats_bitwise_and_forget_after_the_block(blobs, monkeypatch):
+    from adde_core.analysis import density
+    from adde_core.analysis.density import self_knn, shared_searches
+
+    X, _ = blobs
+    calls = []
+    real = density._search
+    monkeypatch.setattr(density, "_search", lambda *a: calls.append(1) or real(*a))
+    alone = search_knn(X, X[:3_000], 5, ann_min_pairs=0)
+    with shared_searches():
+        first = search_knn(X, X[:3_000], 5, ann_min_pairs=0)
+        again = search_knn(X.copy(), X[:3_000].copy(), 5, ann_min_pairs=0)  # same values, other arrays
+        again[0][:] = -1  # a caller's copy: the memory is not changed through it
+        third = search_knn(X, X[:3_000], 5, ann_min_pairs=0)
+    assert len(calls) == 2  # once outside, once inside the block
+    for got in (first, third):
+        assert np.array_equal(got[0], alone[0]) and np.array_equal(got[1], alone[1])
+    search_knn(X, X[:3_000], 5, ann_min_pairs=0)
+    assert len(calls) == 3  # forgotten after the block
+    # A self-search asked for with fewer neighbours is the prefix of the remembered one, bitwise.
+    exact14 = knn(X, X, 14, exclude_self=True)
+    with shared_searches(self_k=29):
+        d14, i14 = self_knn(X, 14)
+        d29, i29 = self_knn(X, 29)
+    assert np.array_equal(d14, exact14[0]) and np.array_equal(i14, exact14[1])
+    assert np.array_equal(d29[:, :14], d14) and np.array_equal(i29[:, :14], i14)
+
+
+def test_sampled_fit_uses_the_exact_graph_and_capped_epochs():
+    from adde_core.analysis.projection import SAMPLED_FIT_EPOCHS, SAMPLED_FIT_KNN, sampled_fit_settings
+
+    assert sampled_fit_settings("auto", 200, False) == ("auto", 200)  # fits on every item: as configured
+    assert sampled_fit_settings("auto", 200, True) == (SAMPLED_FIT_KNN, SAMPLED_FIT_EPOCHS)
+    assert sampled_fit_settings("nndescent", 30, True) == ("nndescent", min(30, SAMPLED_FIT_EPOCHS))
+    assert sampled_fit_settings("auto", None, True)[1] == SAMPLED_FIT_EPOCHS
+    # The demo's map and clustering space take the configured path.
+    assert fit_sample(9_716, MAP_FIT_MAX, 0) is None and fit_sample(9_716, CLUSTER_FIT_MAX, 0) is None
+
+
+def test_sampled_map_past_the_epoch_cap_is_the_capped_fit_on_the_sample_and_restores(blobs, tmp_path):
+    from adde_core.analysis import LatentMap
+    from adde_core.analysis.projection import SAMPLED_FIT_EPOCHS
+
+    X, _ = blobs
+    X, ids = X[:1_500], np.char.add("i", np.arange(1_500).astype(str))
+    config = MapConfig(n_epochs=SAMPLED_FIT_EPOCHS + 50)
+    latent = fit_map(X, ids, config=config, max_fit=600)
+    sample = fit_sample(len(X), 600, config.random_state)
+    capped = fit_map(X[sample], ids[sample], config=MapConfig(n_epochs=SAMPLED_FIT_EPOCHS, knn_method="exact"))
+    assert latent.sampled_fit and not capped.sampled_fit
+    assert np.array_equal(latent.coords[:600], capped.coords)  # bitwise
+    assert len(latent) == len(X) and set(latent.ids.tolist()) == set(ids.tolist())
+    loaded = LatentMap.load(latent.save(tmp_path / "map.npz"))
+    assert loaded.sampled_fit
+    restored = loaded.restore_projector(X, ids)
+    assert np.array_equal(restored.alignment.to_array(), loaded.alignment.to_array())  # refit reproduced bitwise
+
+
+def test_analysis_with_shared_searches_matches_the_separate_steps(blobs):
+    from adde_core.analysis import analyze_embeddings, cluster_embeddings, find_sparse_regions
+
+    X, comp = blobs
+    X, comp = X[:1_200], comp[:1_200]
+    ids = np.char.add("i", np.arange(len(X)).astype(str))
+    items = pd.DataFrame({"id": ids, "role": "pool", "label": None})
+    map_config, cluster_config = MapConfig(n_epochs=30), ClusterConfig(n_epochs=30)
+    together = analyze_embeddings(X, ids, items, map_config=map_config, cluster_config=cluster_config)
+    alone_map = fit_map(X, ids, config=map_config)
+    alone_clusters = cluster_embeddings(X, ids, config=cluster_config)
+    assert np.array_equal(together.map.coords, alone_map.coords)
+    assert np.array_equal(together.clusters.labels, alone_clusters.labels)
+    assert np.array_equal(together.clusters.space, alone_clusters.space)
+
+
+def test_pca_axes_past_the_fit_limit_come_from_a_sample(blobs):
+    from adde_core.analysis.density import fit_pca, pca_transform, reduce_for_search, unit_rows
+
+    X, _ = blobs
+    assert np.array_equal(reduce_for_search(X, 7), reduce_for_search(X, 7, max_fit=None))  # below the limit
+    sampled = reduce_for_search(X, 7, max_fit=1_000)
+    Xn = unit_rows(X)
+    mean, comps, _ = fit_pca(Xn[fit_sample(len(X), 1_000, 0)], 7)
+    assert sampled.shape == (len(X), 7)
+    assert np.array_equal(sampled, pca_transform(Xn, mean, comps))
+    # The sampled axes span nearly the subspace of the full ones (8 blobs: 7 axes between them).
+    _, full, _ = fit_pca(Xn, 7)
+    assert np.linalg.svd(full @ comps.T, compute_uv=False).min() > 0.9
