@@ -173,7 +173,7 @@ def evaluate(ws: "WorkingSet", head: "LinearHead", reference: ReferenceSpace, *,
     -------
     dict
     """
-    from adde_core.metrics import cluster_entropy_from_sizes, knn_coverage, vendi_score_subsampled
+    from adde_core.metrics import cluster_entropy_from_sizes, knn_coverage, vendi_scores_subsampled
     from adde_core.metrics.fairness import bias_amplification, group_fairness
     from adde_core.metrics.quality import classification_quality, cross_val_pred_probs, label_consistency, robustness
 
@@ -213,10 +213,9 @@ def evaluate(ws: "WorkingSet", head: "LinearHead", reference: ReferenceSpace, *,
         probs, cls = cross_val_pred_probs(X_dt, y_dt, n_folds=config.consistency_folds, random_state=0,
                                           make_model=lambda: LinearHead(max_iter=HEAD_MAX_ITER))
         out.update(label_consistency(y_dt, probs, list(cls), extra_inconsistent=flagged).as_dict())
-    out["vendi_q1"] = float(vendi_score_subsampled(X_dt, 1.0, n_samples=VENDI_SUBSAMPLE, n_repeats=VENDI_REPEATS,
-                                                   random_state=0).mean)
-    out["vendi_q"] = float(vendi_score_subsampled(X_dt, config.q, n_samples=VENDI_SUBSAMPLE,
-                                                  n_repeats=VENDI_REPEATS, random_state=0).mean)
+    v1, vq = vendi_scores_subsampled(X_dt, (1.0, config.q), n_samples=VENDI_SUBSAMPLE, n_repeats=VENDI_REPEATS,
+                                     random_state=0)
+    out["vendi_q1"], out["vendi_q"] = float(v1.mean), float(vq.mean)
     out["vendi_order"] = config.q
     k = reference.n_clusters
     entropy = cluster_entropy_from_sizes(np.bincount(reference.assign(X_dt), minlength=k))

@@ -73,8 +73,7 @@ def item_arrays(workspace: "Workspace", model_key: str, stored: "StoredEmbedding
     uris = items["uri"].to_numpy()
     paths = None
     if any(isinstance(u, str) for u in uris):
-        paths = np.asarray([str(workspace.resolve_uri(u)) if isinstance(u, str) else None for u in uris],
-                           dtype=object)
+        paths = np.asarray(workspace.resolve_uris(uris), dtype=object)
     return ItemArrays(ids=np.asarray(stored.ids, dtype=str), X=stored.vectors, role=role, label=label,
                       source=items["source"].fillna("real").astype(str).to_numpy(), groups=groups, paths=paths,
                       fingerprint=stored.fingerprint)

@@ -23,6 +23,7 @@ from adde_core.metrics.vendi import (
     vendi_score_from_eigenvalues,
     vendi_score_from_kernel,
     vendi_score_subsampled,
+    vendi_scores_subsampled,
 )
 
 __all__ = [
@@ -49,4 +50,5 @@ __all__ = [
     "vendi_score_from_eigenvalues",
     "vendi_score_from_kernel",
     "vendi_score_subsampled",
+    "vendi_scores_subsampled",
 ]

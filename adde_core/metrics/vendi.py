@@ -21,6 +21,7 @@ at a fixed subsample size: use :func:`vendi_score_subsampled` for that.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,6 +48,7 @@ __all__ = [
     "vendi_score_from_eigenvalues",
     "vendi_score_from_kernel",
     "vendi_score_subsampled",
+    "vendi_scores_subsampled",
 ]
 
 Precision = Literal["float64", "float32"]
@@ -268,12 +270,18 @@ def vendi_score(
     """
     q = check_q(q)
     X = as_matrix(X, "X", check_finite=False)  # finiteness is checked block by block
+    return _scores_of_rows(X, (q,), normalize, precision, eig_tol)[0]
+
+
+def _scores_of_rows(X: np.ndarray, orders: Sequence[float], normalize: bool, precision: Precision,
+                    eig_tol: float | None = None) -> list[float]:
+    """Vendi scores of ``X`` at each order, from one eigendecomposition (the orders are already checked)."""
     w, m = _embedding_eigenvalues(X, normalize, precision)
     if eig_tol is None:
         eig_tol = _default_eig_tol(m, np.dtype(precision))
     # XᵀX is PSD by construction: negative eigenvalues here are rounding (float32 blocks reach ~1e-6 of the
     # largest), so they are dropped rather than reported as a non-PSD kernel.
-    return _score_spectrum(w, q, eig_tol, check_psd=False)
+    return [_score_spectrum(w, q, eig_tol, check_psd=False) for q in orders]
 
 
 @dataclass(frozen=True)
@@ -345,22 +353,44 @@ def vendi_score_subsampled(
     -------
     SubsampledVendi
     """
-    q = check_q(q)
+    return vendi_scores_subsampled(X, (q,), n_samples=n_samples, n_repeats=n_repeats, random_state=random_state,
+                                   normalize=normalize, precision=precision)[0]
+
+
+def vendi_scores_subsampled(
+    X: ArrayLike,
+    orders: Sequence[float],
+    *,
+    n_samples: int = 1000,
+    n_repeats: int = 10,
+    random_state: RandomState = None,
+    normalize: bool = True,
+    precision: Precision = "float64",
+) -> tuple[SubsampledVendi, ...]:
+    """:func:`vendi_score_subsampled` at several orders over the same subsamples, one per order.
+
+    Each subsample's spectrum is computed once and scored at every order, so asking for q = 1
+    and the user's q costs one set of eigendecompositions, and both orders see the same subsets
+    (each result equals :func:`vendi_score_subsampled` at that order with the same ``random_state``).
+    """
+    qs = tuple(check_q(q) for q in orders)
     n_samples = check_positive_int(n_samples, "n_samples")
     n_repeats = check_positive_int(n_repeats, "n_repeats")
     X = as_matrix(X, "X")
     n = X.shape[0]
     if n <= n_samples:
-        s = vendi_score(X, q, normalize=normalize, precision=precision)
-        return SubsampledVendi(s, 0.0, n, 1, n, q, (s,))
+        whole = _scores_of_rows(X, qs, normalize, precision)
+        return tuple(SubsampledVendi(s, 0.0, n, 1, n, q, (s,)) for q, s in zip(qs, whole))
     rng = as_rng(random_state)
-    scores = tuple(
-        vendi_score(X[np.sort(rng.choice(n, n_samples, replace=False))], q, normalize=normalize, precision=precision)
-        for _ in range(n_repeats)
-    )
-    arr = np.asarray(scores)
-    std = float(arr.std(ddof=1)) if n_repeats > 1 else 0.0
-    return SubsampledVendi(float(arr.mean()), std, n_samples, n_repeats, n, q, scores)
+    per_subset = [_scores_of_rows(X[np.sort(rng.choice(n, n_samples, replace=False))], qs, normalize, precision)
+                  for _ in range(n_repeats)]
+    out = []
+    for j, q in enumerate(qs):
+        scores = tuple(row[j] for row in per_subset)
+        arr = np.asarray(scores)
+        std = float(arr.std(ddof=1)) if n_repeats > 1 else 0.0
+        out.append(SubsampledVendi(float(arr.mean()), std, n_samples, n_repeats, n, q, scores))
+    return tuple(out)
 
 
 def _mean_quality(quality: ArrayLike, n: int) -> float:

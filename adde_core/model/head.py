@@ -13,8 +13,10 @@ import numpy as np
 from adde_core.errors import AddeError
 
 
-#: Serialises the thread-count switch of concurrent fits (torch's thread count is process-wide).
+#: Guards the count of CPU fits running and the thread count to restore (torch's is process-wide).
 _THREADS_LOCK = threading.Lock()
+_running = 0
+_threads_before = 1
 
 
 @contextlib.contextmanager
@@ -25,19 +27,27 @@ def _fit_threads(device: Any) -> Iterator[None]:
     shared cores their barriers wait on descheduled threads — a fit of 300 × 1280 took 33 s with
     2 threads and 1.5 s with one at load 20 on 2 cores. One thread also makes the head bitwise the
     same in the app and in simulations (which run single-threaded), whatever the machine.
+    Concurrent fits (cross-validation folds in threads) each run on one thread: the first to
+    start sets the count to 1 and the last to finish restores it.
     """
     import torch
 
+    global _running, _threads_before
     if getattr(device, "type", str(device)) != "cpu":
         yield
         return
     with _THREADS_LOCK:
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
+        if _running == 0:
+            _threads_before = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _running += 1
+    try:
+        yield
+    finally:
+        with _THREADS_LOCK:
+            _running -= 1
+            if _running == 0:
+                torch.set_num_threads(_threads_before)
 
 
 class LinearHead:

@@ -560,7 +560,7 @@ def _herding(ctx: RankingContext, k: int, weights: np.ndarray) -> tuple[np.ndarr
     sigma = HERDING_SIGMA if HERDING_SIGMA is not None else herding_sigma(ctx.Xn, ctx.Ln, ctx.rng())
     if ctx.inputs.importance is not None:  # ADDE's failure targeting: cover where the model errs
         weights = weights * ctx.inputs.importance
-    order, gains = herding_order(ctx.Xn, ctx.Ln, weights, sigma, k)
+    order, gains = herding_order(ctx.Xn, ctx.Ln, weights, sigma, k, d_labelled=ctx.d_labelled)
     return order, gains, sigma
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import json
 import os
 import re
 import socket
@@ -23,7 +24,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import BigInteger, create_engine, delete, event, func, insert, inspect, select, text, update
+from sqlalchemy import (BigInteger, Text, create_engine, delete, event, func, insert, inspect, select, text,
+                        type_coerce, update)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -38,6 +40,7 @@ from adde_core.store.models import (
     BlobChunk,
     EmbeddingSet,
     Item,
+    JSONText,
     ItemRecord,
     Iteration,
     Meta,
@@ -55,6 +58,17 @@ BLOB_CHUNK_BYTES = 32 * 1024 * 1024
 FOREIGN_LEASE = dt.timedelta(minutes=30)
 
 _CORE_COLUMNS = ("id", "uri", "role", "label", "source", "iteration_added", "content_hash")
+
+
+def _json_values(texts: list[Any]) -> list[Any]:
+    """JSON column values read as text, decoded as :class:`~adde_core.store.models.JSONText` does, in one parse.
+
+    Values that are not text (a schema-2 SQLite column with numeric affinity returns a bare number
+    as one) or rows that are NULL keep their per-row meaning.
+    """
+    if all(isinstance(t, str) for t in texts):
+        return json.loads("[" + ",".join(texts) + "]")
+    return [JSONText().process_result_value(t, None) for t in texts]
 
 
 class StoreConflict(AddeError):
@@ -555,7 +569,9 @@ class Store:
         include_hidden
             Include ``oracle_label``. Only simulated reviewers should ask for it.
         """
-        cols = [getattr(Item, c) for c in _CORE_COLUMNS] + [Item.attributes]
+        # The attributes come back as their stored JSON text and are decoded in one call below: the
+        # column type's per-row json.loads was 0.25 s of each read of the demo's 9,716 items.
+        cols = [getattr(Item, c) for c in _CORE_COLUMNS] + [type_coerce(Item.attributes, Text).label("attributes")]
         if include_hidden:
             cols.append(Item.oracle_label)
         stmt = select(*cols).order_by(Item.id)
@@ -564,7 +580,8 @@ class Store:
         with self.transaction() as s:
             rows = s.execute(stmt).all()
         frame = pd.DataFrame(rows, columns=[c.key for c in cols])
-        attrs = pd.DataFrame(list(frame.pop("attributes")), index=frame.index) if len(frame) else pd.DataFrame()
+        attrs = (pd.DataFrame(_json_values(frame.pop("attributes").tolist()), index=frame.index)
+                 if len(frame) else pd.DataFrame())
         return pd.concat([frame, attrs], axis=1)
 
     def counts(self) -> pd.DataFrame:

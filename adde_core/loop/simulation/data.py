@@ -185,7 +185,7 @@ class SimulationData:
         if sub and sub in items.columns:
             groups = items[sub].astype(object).where(items[sub].notna(), "(none)").astype(str).to_numpy()[keep]
         uris = items["uri"].to_numpy()
-        paths = [str(workspace.resolve_uri(u)) if isinstance(u, str) else None for u in uris]
+        paths = workspace.resolve_uris(uris)
         return cls(stored.vectors[rows][keep], items["role"].to_numpy()[keep], truth.to_numpy()[keep],
                    np.asarray(ids)[keep], groups, sub if groups is not None else None,
                    [p for p, k in zip(paths, keep) if k] if any(paths) else None, embed_images,

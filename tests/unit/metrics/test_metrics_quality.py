@@ -215,3 +215,21 @@ def test_label_consistency_validates_inputs():
         label_consistency(["a", "b", "a", "b"], P, ["a", "b"], extra_inconsistent=[1, 0, 0, 0])
     with pytest.raises(AddeError, match="shape"):
         label_consistency(["a", "b", "a", "b"], np.full((4, 3), 1 / 3), ["a", "b"])
+
+
+def test_fold_fits_in_threads_give_the_same_probabilities_as_one_after_another(monkeypatch):
+    import adde_core.metrics.quality as quality_mod
+    from adde_core.model.head import LinearHead
+
+    rng = np.random.default_rng(0)
+    y = np.array([f"c{i % 4}" for i in range(120)])
+    X = rng.standard_normal((120, 32)) + 2.0 * (np.arange(4) == np.arange(120)[:, None] % 4) @ rng.standard_normal((4, 32))
+    y[:3] = "solo-" + y[:3]  # single-item classes stay in every training split
+    runs = {}
+    for threads in (1, 2):
+        monkeypatch.setattr(quality_mod, "CV_THREADS", threads)
+        runs[threads] = quality_mod.cross_val_pred_probs(X, y, n_folds=5, random_state=0,
+                                                         make_model=lambda: LinearHead(max_iter=30))
+    np.testing.assert_array_equal(runs[1][0], runs[2][0])
+    assert list(runs[1][1]) == list(runs[2][1])
+    np.testing.assert_allclose(runs[2][0].sum(axis=1), 1.0)

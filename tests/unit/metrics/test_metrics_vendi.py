@@ -313,3 +313,15 @@ def test_eig_tol_controls_what_counts_as_noise():
     w = np.array([0.5, 0.5, 1e-9])
     assert vendi_score_from_eigenvalues(w, 0.1) > 2.0  # 1e-9 is above the default threshold: kept
     assert vendi_score_from_eigenvalues(w, 0.1, eig_tol=1e-6) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("orders", [(1.0, 2.0), (0.5, 1.0, np.inf)])
+def test_vendi_at_several_orders_equals_one_order_at_a_time(orders):
+    from adde_core.metrics import vendi_score_subsampled, vendi_scores_subsampled
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 16))
+    together = vendi_scores_subsampled(X, orders, n_samples=100, n_repeats=3, random_state=0)
+    for q, got in zip(orders, together):
+        alone = vendi_score_subsampled(X, q, n_samples=100, n_repeats=3, random_state=0)
+        assert got == alone
