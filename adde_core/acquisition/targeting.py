@@ -12,12 +12,11 @@ benchmark that scores on a test split stays honest.
 from __future__ import annotations
 
 import hashlib
-import threading
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from adde_core.linalg import row_digests, unit_rows
+from adde_core.linalg import KeptByRows, row_digests, unit_rows
 
 if TYPE_CHECKING:
     from adde_core.model.head import LinearHead
@@ -62,9 +61,8 @@ def local_val_error(X_pool: np.ndarray, X_val: np.ndarray, y_val: np.ndarray, he
     return err[nn].mean(axis=1)
 
 
-#: The last call's val set (digest and k), its pool rows' digests and their neighbours (see :func:`val_neighbours`).
-_REUSE: tuple[bytes, dict[bytes, int], np.ndarray] | None = None
-_REUSE_LOCK = threading.Lock()
+#: The last call's neighbours, tagged with its val set and k (see :func:`val_neighbours`).
+_KEPT = KeptByRows()
 
 
 def val_neighbours(X_pool: np.ndarray, X_val: np.ndarray, k: int) -> np.ndarray:
@@ -75,25 +73,21 @@ def val_neighbours(X_pool: np.ndarray, X_val: np.ndarray, k: int) -> np.ndarray:
     row and of the val set, and a call on the same val set whose pool rows were all seen reads
     them back (0.4-0.7 s of a demo round on 2 cores, the 7,786 x 1,000 similarities).
     """
-    global _REUSE
     n, m = X_pool.shape[0], X_val.shape[0]
     h = hashlib.blake2b(np.ascontiguousarray(X_val).tobytes(), digest_size=16)
     h.update(f"{X_val.shape}:{k}".encode())
     val_key, keys = h.digest(), row_digests(X_pool)
-    with _REUSE_LOCK:
-        last = _REUSE
-    if last is not None and last[0] == val_key:
-        rows = [last[1].get(key) for key in keys]
-        if None not in rows:
-            return last[2][np.asarray(rows, dtype=np.int64)]
+    hit = _KEPT.find(val_key, keys)
+    if hit is not None:
+        rows, kept = hit
+        return kept[rows]
     Vn = unit_rows(X_val)
     nn = np.empty((n, k), dtype=np.int64)
     for start in range(0, n, _BLOCK):
         S = unit_rows(X_pool[start:start + _BLOCK]) @ Vn.T
         nn[start:start + _BLOCK] = (np.argpartition(-S, k - 1, axis=1)[:, :k] if k < m
                                     else np.broadcast_to(np.arange(m), S.shape))
-    with _REUSE_LOCK:
-        _REUSE = (val_key, {key: i for i, key in enumerate(keys)}, nn)
+    _KEPT.keep(val_key, keys, nn)
     return nn
 
 

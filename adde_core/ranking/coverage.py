@@ -10,14 +10,13 @@ strategy costs one product plus work linear in the number of neighbour pairs.
 from __future__ import annotations
 
 import heapq
-import threading
 import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from adde_core.linalg import row_digests
+from adde_core.linalg import KeptByRows, row_digests
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
@@ -55,9 +54,8 @@ def gram_if_fits(Z: np.ndarray) -> np.ndarray | None:
     return Z @ Z.T if n * n * 4 <= DENSE_BYTES else None
 
 
-#: The last pool's ``min(Z @ Z.T - 1, 0)`` and the row of each of its rows' digests (see :func:`_similarity_minus_one`).
-_REUSE: tuple[dict[bytes, int], np.ndarray] | None = None
-_REUSE_LOCK = threading.Lock()
+#: The last pool's ``min(Z @ Z.T - 1, 0)`` (see :func:`_similarity_minus_one`).
+_KEPT = KeptByRows()
 
 
 def _similarity_minus_one(Z: np.ndarray) -> np.ndarray | None:
@@ -70,23 +68,18 @@ def _similarity_minus_one(Z: np.ndarray) -> np.ndarray | None:
     product of the same two rows, so only float rounding of the product can differ (< 1e-6).
     One matrix (at most ``DENSE_BYTES``) is kept per process; any other pool replaces it.
     """
-    global _REUSE
     n = Z.shape[0]
     if n * n * 4 > DENSE_BYTES:
         return None
     keys = row_digests(Z)
-    with _REUSE_LOCK:
-        last = _REUSE
-    if last is not None:
-        rows = [last[0].get(k) for k in keys]
-        if None not in rows:
-            idx = np.asarray(rows, dtype=np.int64)
-            return last[1][np.ix_(idx, idx)]
+    hit = _KEPT.find(b"", keys)
+    if hit is not None:
+        rows, kept = hit
+        return kept[np.ix_(rows, rows)]
     S = Z @ Z.T
     S -= 1.0
     np.minimum(S, 0.0, out=S)
-    with _REUSE_LOCK:
-        _REUSE = ({k: i for i, k in enumerate(keys)}, S.copy())
+    _KEPT.keep(b"", keys, S.copy())
     return S
 
 
